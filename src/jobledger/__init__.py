@@ -1,0 +1,85 @@
+"""jobledger: keep the books of batch jobs in Redis.
+
+Job code writes its results with::
+
+    import jobledger
+    r = jobledger.results()
+    r.set("reward", 0.52)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from jobledger.config import Settings, resolve
+from jobledger.errors import (
+    ConfigError,
+    InvalidValue,
+    JobledgerError,
+    NotFound,
+    RedisUnavailable,
+    SchedulerError,
+    UsageError,
+)
+from jobledger.ids import validate_job_id, validate_tag
+from jobledger.results import Results, TopEntry
+from jobledger.states import State
+
+__all__ = [
+    "ConfigError",
+    "InvalidValue",
+    "JobledgerError",
+    "NotFound",
+    "RedisUnavailable",
+    "Results",
+    "SchedulerError",
+    "Settings",
+    "State",
+    "TopEntry",
+    "UsageError",
+    "job_from_env",
+    "results",
+]
+
+__version__ = "0.1.0"
+
+
+def job_from_env(env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """(tag, job ID) of the running job, from jobledger's, SLURM's or the seed's variables."""
+    env = os.environ if env is None else env
+    tag = env.get("JOBLEDGER_TAG") or None
+    job_id = env.get("JOBLEDGER_JOB_ID") or None
+    if job_id is None and env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    if job_id is None:
+        job_id = env.get("SLURM_JOB_ID") or None
+    prefix = env.get("JOB_SPECIFIC_PREFIX")
+    if prefix and (tag is None or job_id is None):
+        seed_tag, sep, seed_job = prefix.rpartition("-")
+        if sep:
+            tag, job_id = tag or seed_tag, job_id or seed_job
+    return tag, job_id
+
+
+def results(
+    *,
+    job_id: str | None = None,
+    tag: str | None = None,
+    settings: Settings | None = None,
+) -> Results:
+    """The results namespace of this job (found from the environment) or of the job named."""
+    env_tag, env_job = job_from_env()
+    settings = settings or resolve()
+    tag = tag or settings.tag or env_tag
+    job_id = job_id or env_job
+    if job_id is None:
+        raise UsageError(
+            "no job ID: not inside a job (JOBLEDGER_JOB_ID / SLURM_JOB_ID unset); "
+            "pass jobledger.results(job_id=..., tag=...)"
+        )
+    if tag is None:
+        raise UsageError("no tag: set JOBLEDGER_TAG or pass jobledger.results(tag=...)")
+    from jobledger.connection import connect
+
+    return Results(connect(settings), validate_tag(tag), validate_job_id(job_id))

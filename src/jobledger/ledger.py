@@ -1,0 +1,294 @@
+"""The job ledger of one tag: the seed's state sets, job records and the event stream.
+
+Every move between state sets is one Lua script: SMOVE is the compare-and-set
+(it moves the ID only if it is still in the expected set) and the record,
+history and event are written in the same atomic step only when it did.  A
+MULTI/EXEC cannot make the record write conditional on SMOVE's answer, and
+WATCH would cost one round trip per job, while these scripts can be pipelined
+by the hundred in one round trip per tracker pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+
+from jobledger import keys
+from jobledger.ids import is_job_id, sort_job_ids, validate_job_id, validate_tag
+from jobledger.results import purge_results
+from jobledger.states import State
+
+__all__ = ["CleanupReport", "JobView", "Ledger", "Transition", "isoformat", "utcnow"]
+
+_SUBMIT_LUA = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], 'state', 'PENDING_AND_RUNNING', 'updated_at', ARGV[3],
+           unpack(ARGV, 5))
+redis.call('HSETNX', KEYS[3], 'attempts', '1')
+redis.call('RPUSH', KEYS[4], cjson.encode({['from']='', to='PENDING_AND_RUNNING',
+           at=ARGV[3], by=ARGV[4]}))
+redis.call('XADD', KEYS[5], '*', 'job', ARGV[1], 'from', '', 'to', 'PENDING_AND_RUNNING',
+           'at', ARGV[3], 'by', ARGV[4])
+redis.call('SADD', KEYS[6], ARGV[2])
+return 1
+"""
+
+_MOVE_LUA = """
+if redis.call('SMOVE', KEYS[1], KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], 'state', ARGV[3], 'updated_at', ARGV[4], unpack(ARGV, 7))
+if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[3], 'attempts', 1) end
+redis.call('RPUSH', KEYS[4], cjson.encode({['from']=ARGV[2], to=ARGV[3], at=ARGV[4],
+           by=ARGV[5]}))
+redis.call('XADD', KEYS[5], '*', 'job', ARGV[1], 'from', ARGV[2], 'to', ARGV[3],
+           'at', ARGV[4], 'by', ARGV[5])
+return 1
+"""
+
+# Update a record only while the job is still in the state the caller saw, so a
+# late write can never resurrect a job that another process already moved.
+_UPDATE_LUA = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+return 1
+"""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def isoformat(moment: datetime) -> str:
+    """Timestamps are stored as ISO 8601 in UTC, readable with plain redis-cli."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _flatten(fields: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for name, value in fields.items():
+        if value is None:
+            continue
+        out += [name, isoformat(value) if isinstance(value, datetime) else str(value)]
+    return out
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One requested move of a job from one state set to another."""
+
+    job_id: str
+    source: State
+    target: State
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    new_attempt: bool = False
+
+
+@dataclass(frozen=True)
+class JobView:
+    """Everything the ledger knows about one job."""
+
+    job_id: str
+    states: list[State]
+    in_all: bool
+    record: dict[str, str]
+    history: list[dict[str, str]]
+
+
+class Ledger:
+    """State sets, records and events of one tag, on one Redis connection."""
+
+    def __init__(self, client: redis.Redis, tag: str) -> None:
+        self.client = client
+        self.tag = validate_tag(tag)
+        self._submit = client.register_script(_SUBMIT_LUA)
+        self._move = client.register_script(_MOVE_LUA)
+        self._update = client.register_script(_UPDATE_LUA)
+
+    # --- writes -------------------------------------------------------------
+
+    def record_submission(
+        self,
+        job_id: str,
+        *,
+        now: datetime,
+        by: str = "launch",
+        fields: Mapping[str, Any] | None = None,
+        pipeline: redis.client.Pipeline | None = None,
+    ) -> Any:
+        """Add a job to ``_ALL`` and ``_PENDING_AND_RUNNING`` unless it is already in the ledger.
+
+        Returns 1 when it was added, 0 when it was already known (replays are harmless).
+        """
+        validate_job_id(job_id)
+        t = self.tag
+        record = {"submitted_at": now, **(fields or {})}
+        return self._submit(
+            keys=[
+                keys.all_set(t),
+                keys.state_set(t, State.PENDING_AND_RUNNING),
+                keys.job_record(t, job_id),
+                keys.job_history(t, job_id),
+                keys.events(t),
+                keys.tags_registry(),
+            ],
+            args=[job_id, t, isoformat(now), by, *_flatten(record)],
+            client=pipeline or self.client,
+        )
+
+    def move(
+        self,
+        transition: Transition,
+        *,
+        now: datetime,
+        by: str,
+        pipeline: redis.client.Pipeline | None = None,
+    ) -> Any:
+        """Move a job between state sets if (and only if) it is in ``transition.source``."""
+        t, tr = self.tag, transition
+        return self._move(
+            keys=[
+                keys.state_set(t, tr.source),
+                keys.state_set(t, tr.target),
+                keys.job_record(t, tr.job_id),
+                keys.job_history(t, tr.job_id),
+                keys.events(t),
+            ],
+            args=[
+                tr.job_id,
+                tr.source.value,
+                tr.target.value,
+                isoformat(now),
+                by,
+                "1" if tr.new_attempt else "0",
+                *_flatten(tr.fields),
+            ],
+            client=pipeline or self.client,
+        )
+
+    def apply(self, transitions: Iterable[Transition], *, now: datetime, by: str) -> list[bool]:
+        """Apply many moves in one pipelined round trip; True for each move that happened."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for tr in transitions:
+                self.move(tr, now=now, by=by, pipeline=pipe)
+            return [bool(r) for r in pipe.execute()]
+
+    def update_record(
+        self,
+        job_id: str,
+        state: State,
+        fields: Mapping[str, Any],
+        *,
+        pipeline: redis.client.Pipeline | None = None,
+    ) -> Any:
+        """Set record fields of a job that is still in ``state``."""
+        flat = _flatten(fields)
+        if not flat:
+            return 0
+        return self._update(
+            keys=[keys.state_set(self.tag, state), keys.job_record(self.tag, job_id)],
+            args=[job_id, *flat],
+            client=pipeline or self.client,
+        )
+
+    # --- reads --------------------------------------------------------------
+
+    def members(self, state: State) -> set[str]:
+        return set(self.client.smembers(keys.state_set(self.tag, state)))  # type: ignore[arg-type]
+
+    def snapshot(self) -> dict[str, list[str]]:
+        """``ALL`` and every state set, each as a numerically sorted list of job IDs."""
+        names = ["ALL", *(s.value for s in State)]
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.smembers(keys.all_set(self.tag))
+            for s in State:
+                pipe.smembers(keys.state_set(self.tag, s))
+            replies = pipe.execute()
+        return {n: sort_job_ids(set(r)) for n, r in zip(names, replies, strict=True)}
+
+    def counts(self) -> dict[str, int]:
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.scard(keys.all_set(self.tag))
+            for s in State:
+                pipe.scard(keys.state_set(self.tag, s))
+            replies = pipe.execute()
+        return dict(zip(["ALL", *(s.value for s in State)], replies, strict=True))
+
+    def job(self, job_id: str) -> JobView:
+        """The record, state sets and history of one job (all empty when unknown)."""
+        validate_job_id(job_id)
+        t = self.tag
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.sismember(keys.all_set(t), job_id)
+            for s in State:
+                pipe.sismember(keys.state_set(t, s), job_id)
+            pipe.hgetall(keys.job_record(t, job_id))
+            pipe.lrange(keys.job_history(t, job_id), 0, -1)
+            replies = pipe.execute()
+        in_all, flags, record, history = replies[0], replies[1:-2], replies[-2], replies[-1]
+        states = [s for s, flag in zip(State, flags, strict=True) if flag]
+        return JobView(
+            job_id=job_id,
+            states=states,
+            in_all=bool(in_all),
+            record=dict(record),
+            history=[json.loads(h) for h in history],
+        )
+
+    def last_job(self) -> str | None:
+        """The most recent job of the tag: the highest job ID in ``_ALL``."""
+        members = self.client.smembers(keys.all_set(self.tag))
+        ids = [str(i) for i in members if is_job_id(str(i))]
+        return sort_job_ids(ids)[-1] if ids else None
+
+    def events(self, count: int | None = None) -> list[dict[str, str]]:
+        """The newest ``count`` events of the tag (all when None), oldest first."""
+        if count is None:
+            entries = self.client.xrange(keys.events(self.tag))
+        else:
+            entries = list(reversed(self.client.xrevrange(keys.events(self.tag), count=count)))
+        return [
+            {"id": str(eid), **{str(k): str(v) for k, v in data.items()}} for eid, data in entries
+        ]
+
+    def cleanup(self, *, purge_results_too: bool = False) -> CleanupReport:
+        """Empty the tag's state sets, records, histories and events (and results if asked)."""
+        t = self.tag
+        snapshot = self.snapshot()
+        job_ids = set().union(*snapshot.values())
+        # Ledger keys only; the results index stays unless results go too.
+        ledger_kinds = ("job", "history")
+        doomed = [keys.all_set(t), *(keys.state_set(t, s) for s in State)]
+        doomed += [keys.events(t), keys.tracker_status(t)]
+        own = keys.glob_escape(f"{keys.PREFIX}:{t}:") + "*"
+        report = CleanupReport(jobs=len(job_ids))
+        for name in self.client.scan_iter(match=own, count=1000):
+            kind = str(name).split(":")[2]
+            if kind in ledger_kinds or purge_results_too:
+                doomed.append(str(name))
+        report.events = int(self.client.xlen(keys.events(t)))
+        report.records = sum(1 for d in doomed if d.startswith(f"{keys.PREFIX}:{t}:job:"))
+        for start in range(0, len(doomed), 500):
+            report.keys_deleted += int(self.client.unlink(*doomed[start : start + 500]))
+        if purge_results_too:
+            report.results = purge_results(self.client, t)
+            self.client.srem(keys.tags_registry(), t)
+        return report
+
+
+@dataclass
+class CleanupReport:
+    """What ``cleanup`` deleted."""
+
+    jobs: int = 0
+    records: int = 0
+    events: int = 0
+    results: int = 0
+    keys_deleted: int = 0

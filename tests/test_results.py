@@ -1,0 +1,106 @@
+"""The results API on both real servers, and compatibility with the seed's plain keys."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from jobledger.errors import InvalidValue, UsageError
+from jobledger.results import Results, purge_results, top_results
+
+
+@pytest.fixture
+def res(jl_client: redis.Redis) -> Results:
+    return Results(jl_client, "rlmol_exp", "4238610")
+
+
+def test_set_writes_the_seed_key_layout(res: Results, client: redis.Redis) -> None:
+    res.set("reward", 0.52)
+    res.set("name", "ethanol")
+    assert client.get("rlmol_exp-4238610:reward") == "0.52"
+    assert client.get("rlmol_exp-4238610:name") == "ethanol"
+    assert res.prefix == "rlmol_exp-4238610"
+
+
+def test_get_keys_items_delete(res: Results) -> None:
+    res.update({"a": 1, "b": 2.5, "c": "text", "d": b"\xff\x00raw"})
+    assert res.get("a") == "1"
+    assert res.get("missing") is None
+    assert res.keys() == ["a", "b", "c", "d"]
+    assert res.items()["b"] == "2.5"
+    assert res.get_bytes("d") == b"\xff\x00raw"
+    assert res.delete("a", "nope") == 1
+    assert res.keys() == ["b", "c", "d"]
+
+
+def test_incr_counts_atomically_and_ranks(res: Results) -> None:
+    assert res.incr("steps") == 1
+    assert res.incr("steps", 41) == 42
+    assert res.incr("loss", 0.5) == pytest.approx(0.5)
+    assert [(e.key, e.value) for e in res.top(1)] == [("steps", 42.0)]
+
+
+def test_top_skips_non_numeric_and_follows_overwrites(res: Results) -> None:
+    res.update({"x": 0.1, "y": 0.9, "z": "n/a", "w": "nan"})
+    res.set("x", 5)
+    assert [(e.key, e.value) for e in res.top(3)] == [("x", 5.0), ("y", 0.9)]
+    res.set("x", "gone")
+    assert [e.key for e in res.top(3)] == ["y"]
+
+
+@pytest.mark.parametrize("value", [True, None, [1], {"a": 1}, object()])
+def test_other_value_types_are_refused_with_a_clear_error(res: Results, value: object) -> None:
+    with pytest.raises(InvalidValue, match="values must be str, int, float or bytes"):
+        res.set("k", value)  # type: ignore[arg-type]
+    assert res.keys() == []
+
+
+@pytest.mark.parametrize("key", ["", "a\nb", "nul\x00"])
+def test_bad_key_names_are_refused(res: Results, key: str) -> None:
+    with pytest.raises(UsageError):
+        res.set(key, 1)
+
+
+def test_seed_written_results_are_found_by_scan(
+    jl_client: redis.Redis, client: redis.Redis
+) -> None:
+    client.sadd("rlmol_exp_ALL", "4238610", "4238611")
+    client.set("rlmol_exp-4238610:bd291298-f442", "0.5227367576701759")
+    client.set("rlmol_exp-4238610:bd295cbc-f442", "0.16931495241029793")
+    client.set("rlmol_exp-4238611:other", "0.9")
+    client.set("rlmol_exp-4238611:label", "not a number")
+    client.set("rlmol_exp-1-2:x", "99")  # another tag ("rlmol_exp-1"): never ours
+    r = Results(jl_client, "rlmol_exp", "4238610")
+    assert r.keys() == ["bd291298-f442", "bd295cbc-f442"]
+    assert r.top(1)[0].value == pytest.approx(0.5227367576701759)
+    top = top_results(jl_client, "rlmol_exp", 2)
+    assert [(e.job_id, e.key) for e in top] == [("4238611", "other"), ("4238610", "bd291298-f442")]
+
+
+def test_top_across_tag_merges_indexed_and_seed_jobs(
+    jl_client: redis.Redis, client: redis.Redis
+) -> None:
+    Results(jl_client, "t", "1").update({"a": 0.3, "b": 0.7})
+    client.sadd("t_ALL", "1", "2")
+    client.set("t-2:c", "0.5")
+    top = top_results(jl_client, "t", 3)
+    assert [(e.job_id, e.key, e.value) for e in top] == [
+        ("1", "b", 0.7),
+        ("2", "c", 0.5),
+        ("1", "a", 0.3),
+    ]
+
+
+def test_written_results_are_plain_redis_strings(res: Results, client: redis.Redis) -> None:
+    res.update({"k1": 1, "k2": "v"})
+    assert client.type("rlmol_exp-4238610:k1") == "string"
+    assert client.mget("rlmol_exp-4238610:k1", "rlmol_exp-4238610:k2") == ["1", "v"]
+
+
+def test_purge_results_only_touches_its_tag(jl_client: redis.Redis, client: redis.Redis) -> None:
+    Results(jl_client, "a", "1").set("x", 1)
+    client.set("a_b-1:x", "1")
+    client.set("ab-1:x", "1")
+    client.set("a-1-2:x", "1")
+    assert purge_results(jl_client, "a") == 1
+    assert client.exists("a_b-1:x", "ab-1:x", "a-1-2:x") == 3
