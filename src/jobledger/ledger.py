@@ -250,12 +250,14 @@ class Ledger:
 
     def events(self, count: int | None = None) -> list[dict[str, str]]:
         """The newest ``count`` events of the tag (all when None), oldest first."""
+        stream = keys.events(self.tag)
         if count is None:
-            entries = self.client.xrange(keys.events(self.tag))
+            entries = list(self.client.xrange(stream) or [])
         else:
-            entries = list(reversed(self.client.xrevrange(keys.events(self.tag), count=count)))
+            entries = list(self.client.xrevrange(stream, count=count) or [])[::-1]
         return [
-            {"id": str(eid), **{str(k): str(v) for k, v in data.items()}} for eid, data in entries
+            {"id": str(eid), **{str(k): str(v) for k, v in (data or {}).items()}}
+            for eid, data in entries
         ]
 
     def cleanup(self, *, purge_results_too: bool = False) -> CleanupReport:
