@@ -43,12 +43,12 @@ def test_replayed_submission_is_a_no_op(ledger: Ledger, client: redis.Redis) -> 
 def test_move_is_compare_and_set_and_idempotent(ledger: Ledger, client: redis.Redis) -> None:
     ledger.record_submission("7", now=NOW)
     tr = Transition("7", State.PENDING_AND_RUNNING, State.FAILED, {"exit_code": 3})
-    assert ledger.apply([tr, tr], now=NOW, by="tracker") == [True, False]
+    assert ledger.apply([tr, tr], now=NOW, by="tracker") == [1, 0]
     assert client.smembers("rlmol_exp_FAILED") == {"7"}
     assert client.hget("jobledger:rlmol_exp:job:7", "exit_code") == "3"
     # A move from a state the job is not in changes nothing.
     wrong = Transition("7", State.PENDING_AND_RUNNING, State.COMPLETED)
-    assert ledger.apply([wrong], now=NOW, by="tracker") == [False]
+    assert ledger.apply([wrong], now=NOW, by="tracker") == [0]
     assert ledger.job("7").states == [State.FAILED]
     assert [h["to"] for h in ledger.job("7").history] == ["PENDING_AND_RUNNING", "FAILED"]
 
@@ -85,7 +85,7 @@ def test_seed_written_ids_without_records_are_moved(ledger: Ledger, client: redi
     client.sadd("rlmol_exp_ALL", "4226674")
     client.sadd("rlmol_exp_PENDING_AND_RUNNING", "4226674")
     tr = Transition("4226674", State.PENDING_AND_RUNNING, State.CANCELLED)
-    assert ledger.apply([tr], now=NOW, by="tracker") == [True]
+    assert ledger.apply([tr], now=NOW, by="tracker") == [1]
     assert client.smembers("rlmol_exp_CANCELLED") == {"4226674"}
 
 

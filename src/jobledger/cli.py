@@ -121,6 +121,38 @@ def cli(debug: bool) -> None:
     """
 
 
+def render_status(
+    tag: str,
+    snapshot: dict[str, list[str]],
+    *,
+    all_ids: bool = False,
+    tracker: dict[str, str] | None = None,
+) -> None:
+    """Print the seed-style status: each set's name, count and (some) job IDs."""
+    console = _console()
+    console.print(f"[bold]{tag}[/]: {len(snapshot['ALL'])} jobs")
+    for name, ids in snapshot.items():
+        if not ids and name not in _SEED_SETS:
+            continue
+        shown = ids if all_ids else ids[:_IDS_SHOWN]
+        more = len(ids) - len(shown)
+        text = " ".join(map(printable, shown)) + (f" ... (+{more} more, use --ids)" if more else "")
+        # Job IDs are data (seed sets may hold anything): "[/]" must not be read as markup.
+        console.print(f"  {tag}_{name:<20} {len(ids):>6}  {text}".rstrip(), markup=False)
+    if tracker:
+        mode = tracker.get("mode", "ok")
+        extra = f": {tracker.get('degraded_reason')}" if mode == "degraded" else ""
+        console.print(f"tracker: last pass {tracker.get('last_pass_at')}, mode {mode}{extra}")
+
+
+def render_top(tag: str, entries: list[Any]) -> None:
+    """Print ranked numeric results as ``rank. value  <tag>-<job>:<key>``."""
+    if not entries:
+        click.echo("no numeric results")
+    for rank, e in enumerate(entries, 1):
+        click.echo(f"{rank:>3}. {e.value!r:<24} {tag}-{e.job_id}:{printable(e.key)}")
+
+
 @cli.command()
 @common
 @click.option("--ids", "all_ids", is_flag=True, help="List every job ID (default: first 20).")
@@ -130,19 +162,18 @@ def status(**kwargs: Any) -> None:
     ledger = app.ledger()
     snapshot = ledger.snapshot()
 
+    tracker = ledger.tracker_status()
+
     def human() -> None:
-        console = _console()
-        console.print(f"[bold]{ledger.tag}[/]: {len(snapshot['ALL'])} jobs")
-        for name, ids in snapshot.items():
-            if not ids and name not in _SEED_SETS:
-                continue
-            shown = ids if all_ids else ids[:_IDS_SHOWN]
-            more = len(ids) - len(shown)
-            text = " ".join(shown) + (f" ... (+{more} more, use --ids)" if more else "")
-            console.print(f"  {ledger.tag}_{name:<20} {len(ids):>6}  {text}".rstrip())
+        render_status(ledger.tag, snapshot, all_ids=all_ids, tracker=tracker)
 
     app.emit(
-        {"tag": ledger.tag, "counts": {k: len(v) for k, v in snapshot.items()}, "jobs": snapshot},
+        {
+            "tag": ledger.tag,
+            "counts": {k: len(v) for k, v in snapshot.items()},
+            "jobs": snapshot,
+            "tracker": tracker,
+        },
         human,
     )
 
@@ -204,7 +235,8 @@ def show(**kwargs: Any) -> None:
         if view.history:
             console.print("History:")
             for h in view.history:
-                console.print(f"  {h['at']}  {h['from'] or '(new)'} -> {h['to']}  by {h['by']}")
+                line = f"  {h['at']}  {h['from'] or '(new)'} -> {h['to']}  by {h['by']}"
+                console.print(printable(line), markup=False)
         console.print(f"Results ({len(items)}):")
         for key, value in items.items():
             console.print(f"  {printable(key)} = {printable(value)}", markup=False)
@@ -245,13 +277,7 @@ def top(**kwargs: Any) -> None:
         entries = top_results(app.client, tag, count)
     rows = [{"job_id": e.job_id, "key": e.key, "value": e.value} for e in entries]
 
-    def human() -> None:
-        if not rows:
-            click.echo("no numeric results")
-        for rank, e in enumerate(entries, 1):
-            click.echo(f"{rank:>3}. {e.value!r:<24} {tag}-{e.job_id}:{printable(e.key)}")
-
-    app.emit({"tag": tag, "top": rows}, human)
+    app.emit({"tag": tag, "top": rows}, lambda: render_top(tag, entries))
 
 
 @cli.command()
@@ -267,7 +293,8 @@ def tags(**kwargs: Any) -> None:
 
     def human() -> None:
         for name, c in counts.items():
-            click.echo(f"{name:<30} {c['ALL']:>7} jobs, {c['PENDING_AND_RUNNING']:>6} active")
+            line = f"{name:<30} {c['ALL']:>7} jobs, {c['PENDING_AND_RUNNING']:>6} active"
+            click.echo(printable(line))
 
     app.emit({"tags": counts}, human)
 
@@ -276,10 +303,12 @@ def tags(**kwargs: Any) -> None:
 
 
 def _namespace(app: App) -> Any:
+    from jobledger.ids import validate_namespace
     from jobledger.namespace import Namespace
 
     if not app.settings.namespace:
         raise UsageError("no namespace: pass --namespace or set namespace in the config")
+    validate_namespace(app.settings.namespace)  # bad input beats a slow connection failure
     return Namespace(app.client, app.settings.namespace)
 
 
@@ -291,7 +320,10 @@ def keys_cmd(**kwargs: Any) -> None:
     app, (pattern,) = _app(kwargs, "pattern")
     ns = _namespace(app)
     names = ns.keys(pattern)
-    app.emit({"namespace": ns.namespace, "keys": names}, lambda: click.echo("\n".join(names)))
+    app.emit(
+        {"namespace": ns.namespace, "keys": names},
+        lambda: click.echo("\n".join(map(printable, names))) if names else None,
+    )
 
 
 @cli.command("get")
@@ -430,11 +462,16 @@ def server_status(**kwargs: Any) -> None:
         sys.exit(3)
 
 
+# The scheduler commands live in their own module; importing it registers them.
+from jobledger import cli_jobs  # noqa: E402, F401
+
 # --- entry point --------------------------------------------------------------
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"jobledger: error: {message}", err=True)
+    # One line always: Redis and redis-server messages sometimes span several.
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    click.echo(f"jobledger: error: {one_line}", err=True)
     sys.exit(code)
 
 
@@ -449,6 +486,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         _fail("aborted", 1)
     except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `jobledger` (click >= 8.2)
+            click.echo(exc.format_message(), err=True)
+            sys.exit(2)
         if debug:
             raise
         hint = (
@@ -472,7 +512,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except BrokenPipeError:
+        # Output piped into `head`: leave quietly, also when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except OSError as exc:  # e.g. .jobledger/ not writable: a runtime failure, not a bug
+        if debug:
+            raise
+        _fail(str(exc), 1)
 
 
 if __name__ == "__main__":

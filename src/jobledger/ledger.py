@@ -41,8 +41,9 @@ return 1
 """
 
 _MOVE_LUA = """
+if ARGV[7] ~= '' and redis.call('GET', KEYS[6]) ~= ARGV[7] then return -1 end
 if redis.call('SMOVE', KEYS[1], KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[3], 'state', ARGV[3], 'updated_at', ARGV[4], unpack(ARGV, 7))
+redis.call('HSET', KEYS[3], 'state', ARGV[3], 'updated_at', ARGV[4], unpack(ARGV, 8))
 if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[3], 'attempts', 1) end
 redis.call('RPUSH', KEYS[4], cjson.encode({['from']=ARGV[2], to=ARGV[3], at=ARGV[4],
            by=ARGV[5]}))
@@ -149,9 +150,14 @@ class Ledger:
         *,
         now: datetime,
         by: str,
+        fence: str | None = None,
         pipeline: redis.client.Pipeline | None = None,
     ) -> Any:
-        """Move a job between state sets if (and only if) it is in ``transition.source``."""
+        """Move a job between state sets if (and only if) it is in ``transition.source``.
+
+        Returns 1 when moved, 0 when the job was not in the source set, and -1 when
+        ``fence`` (a tracker's fencing token) is no longer the tag's current one.
+        """
         t, tr = self.tag, transition
         return self._move(
             keys=[
@@ -160,6 +166,7 @@ class Ledger:
                 keys.job_record(t, tr.job_id),
                 keys.job_history(t, tr.job_id),
                 keys.events(t),
+                keys.tracker_fence(t),
             ],
             args=[
                 tr.job_id,
@@ -168,17 +175,25 @@ class Ledger:
                 isoformat(now),
                 by,
                 "1" if tr.new_attempt else "0",
+                fence or "",
                 *_flatten(tr.fields),
             ],
             client=pipeline or self.client,
         )
 
-    def apply(self, transitions: Iterable[Transition], *, now: datetime, by: str) -> list[bool]:
-        """Apply many moves in one pipelined round trip; True for each move that happened."""
+    def apply(
+        self,
+        transitions: Iterable[Transition],
+        *,
+        now: datetime,
+        by: str,
+        fence: str | None = None,
+    ) -> list[int]:
+        """Apply many moves in one pipelined round trip; each reply as ``move`` returns it."""
         with self.client.pipeline(transaction=False) as pipe:
             for tr in transitions:
-                self.move(tr, now=now, by=by, pipeline=pipe)
-            return [bool(r) for r in pipe.execute()]
+                self.move(tr, now=now, by=by, fence=fence, pipeline=pipe)
+            return [int(r) for r in pipe.execute()]
 
     def update_record(
         self,
@@ -241,6 +256,13 @@ class Ledger:
             record=dict(record),
             history=[json.loads(h) for h in history],
         )
+
+    def tracker_status(self) -> dict[str, str]:
+        """What the tracker last wrote about this tag (mode, last pass); empty if none ran."""
+        return {
+            str(k): str(v)
+            for k, v in (self.client.hgetall(keys.tracker_status(self.tag)) or {}).items()
+        }
 
     def last_job(self) -> str | None:
         """The most recent job of the tag: the highest job ID in ``_ALL``."""

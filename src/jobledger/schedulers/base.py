@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from jobledger.errors import UsageError
 from jobledger.states import State
 
 __all__ = ["JobInfo", "QueryResult", "Scheduler", "Submission", "SubmitRequest"]
@@ -47,9 +49,9 @@ class SubmitRequest:
 
 @dataclass(frozen=True)
 class Submission:
-    """A job the scheduler accepted: its ID(s) as the ledger will record them."""
+    """A job the scheduler accepted: the IDs the ledger records (one per array task)."""
 
-    job_id: str
+    job_ids: tuple[str, ...]
     cluster: str | None = None
 
 
@@ -73,3 +75,24 @@ class Scheduler(Protocol):
     def cancel(self, job_ids: Sequence[str]) -> None: ...
 
     def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]: ...
+
+
+_TIME_LIMIT = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+_TIME_HELP = "use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
+
+
+def parse_time_limit(text: str) -> int:
+    """Seconds in a SLURM time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS."""
+    m = _TIME_LIMIT.fullmatch(text.strip())
+    if m is None:
+        raise UsageError(f"invalid time limit {text!r}: {_TIME_HELP}")
+    days, *rest = m.groups()
+    numbers = [int(n) for n in rest if n is not None]
+    if days is not None:
+        units: tuple[int, ...] = (3600, 60, 1)
+    else:
+        units = {1: (60,), 2: (60, 1), 3: (3600, 60, 1)}[len(numbers)]
+    total = int(days or 0) * 86400 + sum(n * u for n, u in zip(numbers, units, strict=False))
+    if total <= 0:
+        raise UsageError(f"invalid time limit {text!r}: must be positive")
+    return total

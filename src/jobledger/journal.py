@@ -1,0 +1,81 @@
+"""A local write-ahead journal for submissions that Redis could not take.
+
+``launch`` writes one small JSON file per submitted job before it records the
+job in Redis and removes the file afterwards; if Redis is unreachable the file
+stays, and any later command that reaches Redis replays it.  Replays are safe
+to repeat or race: recording a submission is a no-op for a job already in the
+ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from jobledger.ledger import Ledger
+
+__all__ = ["Journal", "JournalEntry"]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One submitted job waiting to be recorded in the ledger."""
+
+    tag: str
+    job_id: str
+    submitted_at: str
+    fields: dict[str, str]
+
+
+class Journal:
+    """The journal directory of one experiment home (``.jobledger/journal``)."""
+
+    def __init__(self, home: Path) -> None:
+        self.dir = home / ".jobledger" / "journal"
+
+    def write(self, entry: JournalEntry) -> Path:
+        """Persist an entry durably (fsync) before anything else is attempted."""
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{entry.tag}-{entry.job_id}-{uuid.uuid4().hex[:8]}.json"
+        tmp = self.dir / f".{name}.tmp"
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(asdict(entry), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        path = self.dir / name
+        tmp.replace(path)
+        return path
+
+    def pending(self) -> Iterator[tuple[Path, JournalEntry]]:
+        if not self.dir.is_dir():
+            return
+        for path in sorted(self.dir.glob("*.json")):
+            try:
+                data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+                yield path, JournalEntry(**data)
+            except (OSError, ValueError, TypeError):
+                continue  # vanished (replayed by another process) or being written
+
+    def replay(self, client: redis.Redis) -> list[JournalEntry]:
+        """Record every journaled job in Redis, then drop its file; returns those replayed."""
+        done = []
+        for path, entry in self.pending():
+            Ledger(client, entry.tag).record_submission(
+                entry.job_id,
+                now=datetime.fromisoformat(entry.submitted_at),
+                by="journal",
+                fields=entry.fields,
+            )
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            done.append(entry)
+        return done

@@ -1,0 +1,181 @@
+"""SLURM: a thin subprocess layer over the pure parsers in ``slurm_parsers``.
+
+One ``sacct`` call covers up to ``chunk_size`` jobs; when accounting is not
+available the same question goes to ``squeue -t all`` (which only remembers
+jobs for slurmctld's MinJobAge), and the result says it is degraded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from jobledger.errors import SchedulerError
+from jobledger.ids import job_sort_key
+from jobledger.schedulers.base import JobInfo, QueryResult, Submission, SubmitRequest
+from jobledger.schedulers.slurm_parsers import (
+    SQUEUE_FORMAT,
+    expand_array_spec,
+    is_accounting_unavailable,
+    parse_sacct,
+    parse_sbatch_error,
+    parse_sbatch_parsable,
+    parse_squeue,
+    sacct_format,
+)
+
+__all__ = ["SlurmScheduler", "with_prefix_export"]
+
+# Seed-style bash scripts read JOB_SPECIFIC_PREFIX; the job ID only exists once
+# the job runs, so launch adds this line after the #SBATCH header.
+PREFIX_EXPORT = (
+    'if [ -n "${SLURM_ARRAY_JOB_ID:-}" ]; then '
+    'export JOB_SPECIFIC_PREFIX="${JOBLEDGER_TAG}-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; '
+    'else export JOB_SPECIFIC_PREFIX="${JOBLEDGER_TAG}-${SLURM_JOB_ID}"; fi'
+    "  # added by jobledger launch"
+)
+_SHELLS = ("sh", "bash", "zsh", "ksh", "dash")
+
+
+def with_prefix_export(script_text: str) -> str:
+    """The script with the JOB_SPECIFIC_PREFIX export inserted after its header comments.
+
+    sbatch reads ``#SBATCH`` lines only up to the first command, so the line goes
+    after the leading block of comments and blank lines.  Non-shell scripts
+    (a python shebang) are returned unchanged.
+    """
+    lines = script_text.splitlines(keepends=True)
+    if lines and lines[0].startswith("#!"):
+        interpreter = lines[0][2:].split()
+        words = [Path(w).name for w in interpreter]
+        if words and not any(w in _SHELLS for w in words[:2]):
+            return script_text
+    cut = 0
+    while cut < len(lines) and (not lines[cut].strip() or lines[cut].lstrip().startswith("#")):
+        cut += 1
+    head = "".join(lines[:cut])
+    if head and not head.endswith("\n"):
+        head += "\n"
+    return head + PREFIX_EXPORT + "\n" + "".join(lines[cut:])
+
+
+def _base_id(job_id: str) -> str:
+    return job_id.split("_")[0].split("+")[0]
+
+
+class SlurmScheduler:
+    """Submit with sbatch, query with batched sacct (squeue fallback), cancel with scancel."""
+
+    name = "slurm"
+
+    def __init__(self, *, chunk_size: int = 1000, timeout_s: float = 120.0) -> None:
+        self.chunk_size = chunk_size
+        self.timeout_s = timeout_s
+
+    def _run(
+        self, argv: list[str], *, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                # The parsers read ISO timestamps; a user's SLURM_TIME_FORMAT must not change that.
+                env={**(env or os.environ), "SLURM_TIME_FORMAT": "standard"},
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise SchedulerError(f"{argv[0]} not found on PATH: is SLURM installed here?") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise SchedulerError(f"{argv[0]} did not answer within {self.timeout_s:.0f} s") from exc
+
+    # --- submit -----------------------------------------------------------------
+
+    def submit_argv(self, request: SubmitRequest) -> list[str]:
+        """sbatch's arguments: never a secret (those travel in a 0600 file, not argv)."""
+        pattern = "%x-%A_%a" if request.array else "%x-%j"
+        argv = [
+            "sbatch",
+            "--parsable",
+            f"--job-name={request.name}",
+            f"--chdir={request.work_dir}",
+            f"--output={request.output_dir / pattern}.out",
+            f"--error={request.output_dir / pattern}.err",
+        ]
+        if request.time_limit:
+            argv.append(f"--time={request.time_limit}")
+        if request.array:
+            argv.append(f"--array={request.array}")
+        return argv + list(request.extra_args)
+
+    def submit(self, request: SubmitRequest) -> Submission:
+        try:
+            text = request.script.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SchedulerError(f"cannot read job script {request.script}: {exc}") from exc
+        env = {**os.environ, **request.env}
+        # The script goes through stdin so the export line can be added without
+        # writing a modified copy next to the user's file.
+        proc = self._run(self.submit_argv(request), stdin=with_prefix_export(text), env=env)
+        if proc.returncode != 0:
+            raise SchedulerError(f"sbatch: {parse_sbatch_error(proc.stderr)}")
+        job_id, cluster = parse_sbatch_parsable(proc.stdout)
+        if request.array:
+            ids = tuple(f"{job_id}_{task}" for task in expand_array_spec(request.array))
+        else:
+            ids = (job_id,)
+        return Submission(ids, cluster)
+
+    # --- query ------------------------------------------------------------------
+
+    def query(self, job_ids: Iterable[str]) -> QueryResult:
+        wanted = set(job_ids)
+        bases = sorted({_base_id(j) for j in wanted}, key=job_sort_key)
+        found: dict[str, JobInfo] = {}
+        degraded: str | None = None
+        for start in range(0, len(bases), self.chunk_size):
+            chunk = ",".join(bases[start : start + self.chunk_size])
+            if degraded is None:
+                proc = self._run(["sacct", "-X", "-P", "-n", "-o", sacct_format(), "-j", chunk])
+                if proc.returncode == 0 and not is_accounting_unavailable(proc.stderr):
+                    found.update(parse_sacct(proc.stdout))
+                    continue
+                if not is_accounting_unavailable(proc.stderr + proc.stdout):
+                    raise SchedulerError(f"sacct failed: {_first_line(proc.stderr)}")
+                degraded = f"accounting unavailable ({_first_line(proc.stderr)}); using squeue"
+            found.update(self._squeue(["-j", chunk]))
+        return QueryResult({j: info for j, info in found.items() if j in wanted}, degraded)
+
+    def _squeue(self, selection: list[str]) -> dict[str, JobInfo]:
+        proc = self._run(["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT, *selection])
+        if proc.returncode != 0:
+            if "Invalid job id" in proc.stderr:
+                return {}  # every ID in the list has left slurmctld's memory
+            raise SchedulerError(f"squeue failed: {_first_line(proc.stderr)}")
+        return parse_squeue(proc.stdout)
+
+    # --- cancel / find ----------------------------------------------------------
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        proc = self._run(["scancel", *job_ids])
+        if proc.returncode != 0:
+            raise SchedulerError(f"scancel: {parse_sbatch_error(proc.stderr)}")
+
+    def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]:
+        start = (since or datetime.now() - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S")
+        argv = ["sacct", "-X", "-P", "-n", "-o", sacct_format(), f"--name={name}", "-S", start]
+        proc = self._run(argv)
+        if proc.returncode == 0 and not is_accounting_unavailable(proc.stderr):
+            return list(parse_sacct(proc.stdout).values())
+        if not is_accounting_unavailable(proc.stderr + proc.stdout):
+            raise SchedulerError(f"sacct failed: {_first_line(proc.stderr)}")
+        return list(self._squeue([f"--name={name}"]).values())
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "no message")
