@@ -161,3 +161,36 @@ def bare_cli(tmp_path: Path) -> Iterator[CLI]:
     from jobledger.embedded import stop_server
 
     stop_server(work)
+
+
+def _slurm_usable() -> str | None:
+    """None when the one-node cluster answers sinfo and sacct, else why not."""
+    if shutil.which("sbatch") is None:
+        return "SLURM is not installed (run scripts/slurm-cluster.sh up as root)"
+    for argv in (["sinfo", "-h", "-o", "%T"], ["sacct", "-n", "-X", "-S", "now"]):
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        if proc.returncode != 0:
+            return f"{argv[0]} failed: {proc.stderr.strip()[:200]}"
+        if argv[0] == "sinfo" and not any(
+            s.strip("*~#") in ("idle", "mixed", "allocated", "completing")
+            for s in proc.stdout.split()
+        ):
+            return f"no usable node: {proc.stdout.strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """The project's one-node SLURM cluster; a failure under CI=true, a skip elsewhere."""
+    why = _slurm_usable()
+    if why is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI requires the SLURM cluster: {why}")
+    pytest.skip(why)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slurm"):
+            item.fixturenames.append("slurm_cluster")  # type: ignore[attr-defined]

@@ -114,3 +114,10 @@ def test_cleanup_without_purge_keeps_results(jl_client: redis.Redis, client: red
 def test_invalid_tags_are_refused(jl_client: redis.Redis, tag: str) -> None:
     with pytest.raises(UsageError):
         Ledger(jl_client, tag)
+
+
+def test_cleanup_keeps_the_fencing_counter(jl_client: redis.Redis, client: redis.Redis) -> None:
+    client.set("jobledger:t:fence", "7")
+    Ledger(jl_client, "t").record_submission("1", now=NOW)
+    Ledger(jl_client, "t").cleanup(purge_results_too=True)
+    assert client.get("jobledger:t:fence") == "7"

@@ -104,3 +104,20 @@ def test_purge_results_only_touches_its_tag(jl_client: redis.Redis, client: redi
     client.set("a-1-2:x", "1")
     assert purge_results(jl_client, "a") == 1
     assert client.exists("a_b-1:x", "ab-1:x", "a-1-2:x") == 3
+
+
+def test_incr_of_a_text_value_is_an_invalid_value_error(res: Results) -> None:
+    res.set("label", "abc")
+    with pytest.raises(InvalidValue, match="not a number"):
+        res.incr("label")
+    assert res.get("label") == "abc"
+
+
+def test_float_subclasses_are_stored_as_plain_numbers(res: Results, client: redis.Redis) -> None:
+    class Float64(float):
+        def __repr__(self) -> str:
+            return f"np.float64({float(self)})"
+
+    res.set("x", Float64(0.25))
+    assert client.get("rlmol_exp-4238610:x") == "0.25"
+    assert res.top(1)[0].value == 0.25

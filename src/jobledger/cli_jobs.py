@@ -66,6 +66,7 @@ def launch(**kwargs: Any) -> None:
 
     Arguments after `--` go to the scheduler unchanged (e.g. `-- --partition=gpu`).
     """
+    from jobledger.connection import connect
     from jobledger.launch import job_environment, validate_request
     from jobledger.launch import launch as do_launch
     from jobledger.schedulers import SubmitRequest, get_scheduler
@@ -114,7 +115,7 @@ def launch(**kwargs: Any) -> None:
         tag=tag,
         settings=app.settings,
         scheduler=scheduler,
-        connect=lambda: app.client,
+        connect=lambda: connect(app.settings),  # no journal replay before our own entries
         name=name,
         time_limit=time_limit,
         array=array,
@@ -191,7 +192,10 @@ def track(**kwargs: Any) -> None:
         settings=TrackerSettings(interval_s=interval_s, lost_grace_s=lost_grace_s),
     )
     if once:
-        reports = tracker.run_pass(now=utcnow())
+        try:
+            reports = tracker.run_pass(now=utcnow())
+        finally:
+            tracker.release()
         data = [vars(r) for r in reports]
 
         def human() -> None:

@@ -98,8 +98,7 @@ def run_demo(
         if active == 0 or time.monotonic() > deadline:
             break
         time.sleep(poll_s)
-    for lease in tracker.leases.values():
-        lease.release()
+    tracker.release()
     states = {job_id: ledger.job(job_id).states for job_id in launched}
     return {
         "tag": tag,

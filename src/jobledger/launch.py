@@ -163,4 +163,5 @@ def launch(
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+    journal.replay(client)  # earlier launches that Redis missed
     return LaunchResult(submission.job_ids, scheduler.name, recorded=True)

@@ -287,15 +287,18 @@ class Ledger:
         t = self.tag
         snapshot = self.snapshot()
         job_ids = set().union(*snapshot.values())
-        # Ledger keys only; the results index stays unless results go too.
+        # Ledger keys only; the results index stays unless results go too, and the
+        # tracker's lease and fencing counter always stay (a reset counter would make
+        # a stale tracker's token valid again).
         ledger_kinds = ("job", "history")
+        kept_kinds = ("lease", "fence")
         doomed = [keys.all_set(t), *(keys.state_set(t, s) for s in State)]
         doomed += [keys.events(t), keys.tracker_status(t)]
         own = keys.glob_escape(f"{keys.PREFIX}:{t}:") + "*"
         report = CleanupReport(jobs=len(job_ids))
         for name in self.client.scan_iter(match=own, count=1000):
             kind = str(name).split(":")[2]
-            if kind in ledger_kinds or purge_results_too:
+            if kind in ledger_kinds or (purge_results_too and kind not in kept_kinds):
                 doomed.append(str(name))
         report.events = int(self.client.xlen(keys.events(t)))
         report.records = sum(1 for d in doomed if d.startswith(f"{keys.PREFIX}:{t}:job:"))

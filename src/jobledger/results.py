@@ -61,8 +61,10 @@ def _encode(key: str, value: object) -> str | bytes:
             "float or bytes (serialise other objects yourself, e.g. with json.dumps)"
         )
     if isinstance(value, float):
-        return repr(value)
-    return value if isinstance(value, (str, bytes)) else str(value)
+        return repr(float(value))  # float subclasses (numpy.float64) print their type name
+    if isinstance(value, int):
+        return str(int(value))
+    return value
 
 
 @dataclass(frozen=True)
@@ -126,17 +128,29 @@ class Results:
             raise InvalidValue(f"incr amount must be int or float, got {type(amount).__name__}")
         t, j = self.tag, self.job_id
         kind = "int" if isinstance(amount, int) else "float"
-        reply = self._incr(
-            keys=[
-                self._key(key),
-                keys.result_index(t, j),
-                keys.indexed_jobs(t),
-                keys.job_numeric(t, j),
-                keys.tag_numeric(t),
-                keys.tags_registry(),
-            ],
-            args=[repr(amount), kind, key, j, keys.tag_numeric_member(j, key), t],
-        )
+        try:
+            reply = self._incr(
+                keys=[
+                    self._key(key),
+                    keys.result_index(t, j),
+                    keys.indexed_jobs(t),
+                    keys.job_numeric(t, j),
+                    keys.tag_numeric(t),
+                    keys.tags_registry(),
+                ],
+                args=[
+                    repr(float(amount)) if kind == "float" else str(int(amount)),
+                    kind,
+                    key,
+                    j,
+                    keys.tag_numeric_member(j, key),
+                    t,
+                ],
+            )
+        except redis.ResponseError as exc:
+            if "not an integer" in str(exc) or "not a valid float" in str(exc):
+                raise InvalidValue(f"cannot incr {key!r}: its value is not a number") from exc
+            raise
         return int(reply) if kind == "int" else float(reply)
 
     def get(self, key: str, default: str | None = None) -> str | None:

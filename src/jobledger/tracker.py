@@ -307,6 +307,10 @@ class Tracker:
                     on_pass(reports)
                 stop.wait(self.settings.interval_s)
         finally:
-            for lease in self.leases.values():
-                with contextlib.suppress(redis.RedisError):  # it expires by itself
-                    lease.release()
+            self.release()
+
+    def release(self) -> None:
+        """Give up every lease so another tracker can act at once (not after the TTL)."""
+        for lease in self.leases.values():
+            with contextlib.suppress(redis.RedisError):  # otherwise it expires by itself
+                lease.release()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Run jobledger's whole test suite on a fresh Debian/Ubuntu machine.
+#
+# Installs what the tests need (Debian's redis-server; as root also the one-node
+# SLURM cluster with accounting, via scripts/slurm-cluster.sh), creates .venv with
+# the package and its test extras, runs ruff and mypy, then pytest.
+# Extra arguments go to pytest (e.g. ./scripts/test.sh -k tracker -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '== %s\n' "$*"; }
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: need ${need_apt[*]}: run as root or: sudo apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+  say "installing ${need_apt[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  say "bringing up the one-node SLURM cluster"
+  if ! bash scripts/slurm-cluster.sh up; then
+    if [ "${CI:-}" = "true" ]; then
+      echo "test.sh: the SLURM cluster did not come up, and CI requires it" >&2
+      exit 1
+    fi
+    echo "test.sh: no SLURM cluster; tests marked slurm will be skipped" >&2
+  fi
+else
+  echo "test.sh: not root: SLURM tests are skipped unless a cluster already runs" >&2
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PY" -m venv .venv
+fi
+say "installing jobledger and its test tools into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+say "ruff"
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+say "mypy"
+.venv/bin/mypy
+say "pytest"
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,232 @@
+"""The tracker: pure planning rules, the lease with fencing, and crash safety on real Redis."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import redis
+from tests.conftest import CLI
+
+from jobledger.ledger import Ledger, Transition
+from jobledger.schedulers.base import JobInfo
+from jobledger.schedulers.local import LocalScheduler
+from jobledger.states import State
+from jobledger.tracker import Lease, Tracker, TrackerSettings, plan
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+P = State.PENDING_AND_RUNNING
+
+
+def info(job_id: str, state: State, raw: str, **kw: object) -> JobInfo:
+    return JobInfo(job_id=job_id, state=state, raw_state=raw, **kw)  # type: ignore[arg-type]
+
+
+def test_terminal_report_moves_the_job_with_its_details() -> None:
+    moves, updates = plan(
+        {"1": P},
+        {"1": {"raw_state": "RUNNING"}},
+        {"1": info("1", State.FAILED, "FAILED", exit_code=3, nodes="n1")},
+        now=NOW,
+        lost_grace_s=600,
+    )
+    assert [(m.job_id, m.source, m.target) for m in moves] == [("1", P, State.FAILED)]
+    assert moves[0].fields["exit_code"] == 3
+    assert updates == {}
+
+
+def test_missing_job_is_lost_only_after_the_grace_period() -> None:
+    moves, updates = plan({"1": P}, {"1": {}}, {}, now=NOW, lost_grace_s=600)
+    assert moves == []
+    assert updates["1"][1]["missing_since"] == NOW
+    record = {"missing_since": (NOW - timedelta(seconds=599)).isoformat()}
+    assert plan({"1": P}, {"1": record}, {}, now=NOW, lost_grace_s=600)[0] == []
+    record = {"missing_since": (NOW - timedelta(seconds=600)).isoformat()}
+    moves, _ = plan({"1": P}, {"1": record}, {}, now=NOW, lost_grace_s=600)
+    assert [(m.job_id, m.target) for m in moves] == [("1", State.LOST)]
+
+
+def test_a_job_seen_again_clears_its_missing_mark() -> None:
+    record = {"missing_since": NOW.isoformat(), "raw_state": "PENDING"}
+    _, updates = plan(
+        {"1": P}, {"1": record}, {"1": info("1", P, "PENDING")}, now=NOW, lost_grace_s=600
+    )
+    assert updates["1"][1]["missing_since"] == ""
+
+
+def test_requeued_node_fail_goes_back_to_pending_with_a_new_attempt() -> None:
+    moves, _ = plan(
+        {"1": State.NODE_FAIL},
+        {"1": {}},
+        {"1": info("1", P, "PENDING")},
+        now=NOW,
+        lost_grace_s=600,
+    )
+    assert [(m.source, m.target, m.new_attempt) for m in moves] == [(State.NODE_FAIL, P, True)]
+
+
+def test_running_job_seen_pending_again_counts_an_attempt() -> None:
+    _, updates = plan(
+        {"1": P},
+        {"1": {"raw_state": "RUNNING", "attempts": "1"}},
+        {"1": info("1", P, "PENDING")},
+        now=NOW,
+        lost_grace_s=600,
+    )
+    assert updates["1"][1]["attempts"] == 2
+
+
+def test_unchanged_running_job_needs_no_write() -> None:
+    record = {"raw_state": "RUNNING", "nodes": "n1"}
+    moves, updates = plan(
+        {"1": P},
+        {"1": record},
+        {"1": info("1", P, "RUNNING", nodes="n1")},
+        now=NOW,
+        lost_grace_s=600,
+    )
+    assert (moves, updates) == ([], {})
+
+
+def test_only_one_lease_holder_and_takeover_after_expiry(jl_client: redis.Redis) -> None:
+    a = Lease(jl_client, "t", "a", ttl_s=0.3)
+    b = Lease(jl_client, "t", "b", ttl_s=0.3)
+    token_a = a.acquire()
+    assert token_a is not None
+    assert b.acquire() is None
+    assert a.acquire() == token_a  # renewal keeps the token
+    time.sleep(0.4)
+    token_b = b.acquire()
+    assert token_b is not None and int(token_b) > int(token_a)
+    assert a.acquire() is None
+
+
+def test_a_fenced_out_tracker_cannot_move_jobs(jl_client: redis.Redis) -> None:
+    ledger = Ledger(jl_client, "t")
+    ledger.record_submission("1", now=NOW)
+    stale = Lease(jl_client, "t", "old", ttl_s=0.1).acquire()
+    time.sleep(0.2)
+    Lease(jl_client, "t", "new", ttl_s=10).acquire()
+    tr = Transition("1", P, State.COMPLETED)
+    assert ledger.apply([tr], now=NOW, by="tracker", fence=stale) == [-1]
+    assert ledger.job("1").states == [P]
+
+
+def _finished_local_jobs(home: Path, ids: list[str]) -> None:
+    """State files exactly as the local scheduler's supervisor leaves them."""
+    for job_id in ids:
+        d = home / ".jobledger" / "local" / job_id
+        d.mkdir(parents=True)
+        (d / "state.json").write_text(json.dumps({"state": "COMPLETED", "exit_code": 0}))
+
+
+def test_two_trackers_at_once_act_once(jl_client: redis.Redis, tmp_path: Path) -> None:
+    ledger = Ledger(jl_client, "t")
+    ids = [str(i) for i in range(1, 51)]
+    for job_id in ids:
+        ledger.record_submission(job_id, now=NOW, fields={"scheduler": "local"})
+    _finished_local_jobs(tmp_path, ids)
+    local = LocalScheduler(tmp_path)
+    trackers = [
+        Tracker(
+            jl_client,
+            lambda: ["t"],
+            scheduler=lambda n: local,
+            default_scheduler="local",
+            home=tmp_path,
+            settings=TrackerSettings(lease_ttl_s=30),
+            owner=owner,
+        )
+        for owner in ("one", "two")
+    ]
+    first, second = (t.run_pass(now=NOW)[0] for t in trackers)
+    assert (first.active, len(first.moved)) == (True, 50)
+    assert (second.active, second.moved) == (False, [])
+    assert jl_client.xlen("jobledger:t:events") == 100  # one submit + one move per job
+
+
+def test_tracker_killed_mid_pass_leaves_every_job_in_exactly_one_set(
+    cli: CLI, jl_client: redis.Redis
+) -> None:
+    ids = [str(i) for i in range(1, 1001)]
+    ledger = Ledger(jl_client, "k")
+    with jl_client.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            ledger.record_submission(job_id, now=NOW, fields={"scheduler": "local"}, pipeline=pipe)
+        pipe.execute()
+    _finished_local_jobs(cli.cwd, ids)
+    rng = random.Random(1)
+    argv = [
+        sys.executable,
+        "-m",
+        "jobledger",
+        "track",
+        "--once",
+        "--tag",
+        "k",
+        "--scheduler",
+        "local",
+    ]
+    for _ in range(5):
+        proc = subprocess.Popen(
+            argv, cwd=cli.cwd, env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(0.2, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        jl_client.delete("jobledger:k:lease")  # a dead tracker's lease would otherwise wait out
+    assert cli("track", "--once", "--tag", "k", "--scheduler", "local").code == 0
+    snapshot = ledger.snapshot()
+    assert snapshot["COMPLETED"] == ids
+    assert sum(len(v) for k, v in snapshot.items() if k != "ALL") == 1000
+    events = ledger.events()
+    moves = [e for e in events if e["to"] == "COMPLETED"]
+    assert len(moves) == 1000 and len({e["job"] for e in moves}) == 1000
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "abc"])
+def test_track_refuses_a_bad_interval(cli: CLI, interval: str) -> None:
+    run = cli("track", "--once", "--tag", "t", "--interval", interval)
+    assert run.code == 2
+    assert run.err.startswith("jobledger: error: ")
+
+
+def test_daemon_files_jobs_logs_moves_and_stops_on_sigterm(cli: CLI) -> None:
+    script = cli.cwd / "ok.sh"
+    script.write_text("#!/bin/bash\nexit 0\n")
+    run = cli("launch", "--tag", "d", "--scheduler", "local", str(script))
+    job_id = run.out.strip()
+    argv = [
+        sys.executable,
+        "-m",
+        "jobledger",
+        "track",
+        "--tag",
+        "d",
+        "--scheduler",
+        "local",
+        "--interval",
+        "0.2",
+    ]
+    proc = subprocess.Popen(
+        argv, cwd=cli.cwd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while json.loads(cli("status", "--tag", "d", "--json").out)["jobs"]["COMPLETED"] != [
+            job_id
+        ]:
+            assert time.monotonic() < deadline, "the daemon did not file the job"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert f"d {job_id}: PENDING_AND_RUNNING -> COMPLETED" in err
