@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 say() { printf '== %s\n' "$*"; }
 
 need_apt=()
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+[ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: need ${need_apt[*]}: run as root or: sudo apt-get install ${need_apt[*]}" >&2

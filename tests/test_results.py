@@ -121,3 +121,18 @@ def test_float_subclasses_are_stored_as_plain_numbers(res: Results, client: redi
     res.set("x", Float64(0.25))
     assert client.get("rlmol_exp-4238610:x") == "0.25"
     assert res.top(1)[0].value == 0.25
+
+
+def test_seed_results_of_ended_jobs_are_indexed_by_the_first_top(
+    jl_client: redis.Redis, client: redis.Redis
+) -> None:
+    client.sadd("t_ALL", "1", "2")
+    client.sadd("t_COMPLETED", "1")
+    client.sadd("t_PENDING_AND_RUNNING", "2")
+    client.set("t-1:a", "0.5")
+    client.set("t-2:b", "0.9")
+    assert [(e.job_id, e.key) for e in top_results(jl_client, "t", 2)] == [("2", "b"), ("1", "a")]
+    assert client.smembers("jobledger:t:indexed") == {"1"}  # job 2 may still write
+    assert client.smembers("jobledger:t:index:1") == {"a"}
+    client.delete("t-1:a")  # no SCAN now: job 1's results come from the index
+    assert Results(jl_client, "t", "1").keys() == ["a"]

@@ -19,6 +19,7 @@ import redis
 from jobledger import keys
 from jobledger.errors import InvalidValue
 from jobledger.ids import is_job_id, validate_job_id, validate_result_key, validate_tag
+from jobledger.states import State
 
 __all__ = ["Results", "TopEntry", "Value", "as_number", "purge_results", "top_results"]
 
@@ -234,22 +235,39 @@ def _scan_tag_results(client: redis.Redis, tag: str) -> Iterator[tuple[str, str,
 def top_results(client: redis.Redis, tag: str, n: int = 3) -> list[TopEntry]:
     """The ``n`` highest numeric results across all jobs of ``tag``, highest first.
 
-    Indexed results come from one sorted set; jobs of ``<tag>_ALL`` that have no
-    index (written by the seed scripts or redis-cli) cost one SCAN of the keyspace.
+    Indexed results come from one sorted set.  Jobs of ``<tag>_ALL`` without an
+    index (written by the seed scripts or redis-cli) cost one SCAN of the
+    keyspace; what that SCAN finds for jobs that have ended is indexed on the
+    spot, so the walk happens once per batch of finished jobs, not on every call.
     """
     validate_tag(tag)
-    pairs = client.zrevrange(keys.tag_numeric(tag), 0, n - 1, withscores=True)
-    entries = []
-    for member, score in _pairs(pairs):
-        job_id, _, key = str(member).partition(":")
-        entries.append(TopEntry(job_id, key, float(score)))
     legacy = {str(j) for j in client.sdiff([keys.all_set(tag), keys.indexed_jobs(tag)])}
+    running: set[str] = set()
     if legacy:
+        running = {str(j) for j in client.smembers(keys.state_set(tag, State.PENDING_AND_RUNNING))}
         found = [(f, j, k) for f, j, k in _scan_tag_results(client, tag) if j in legacy]
         values = client.mget([f for f, _, _ in found]) if found else []
+        with client.pipeline(transaction=False) as pipe:
+            for (_, job_id, key), value in zip(found, values, strict=True):
+                if value is None or job_id in running:
+                    continue
+                pipe.sadd(keys.result_index(tag, job_id), key)
+                number = as_number(value)
+                if number is not None:
+                    pipe.zadd(keys.job_numeric(tag, job_id), {key: number})
+                    pipe.zadd(keys.tag_numeric(tag), {keys.tag_numeric_member(job_id, key): number})
+            if legacy - running:
+                pipe.sadd(keys.indexed_jobs(tag), *(legacy - running))
+            pipe.execute()
+    pairs = _pairs(client.zrevrange(keys.tag_numeric(tag), 0, n - 1, withscores=True))
+    entries = []
+    for member, score in pairs:
+        job_id, _, key = member.partition(":")
+        entries.append(TopEntry(job_id, key, score))
+    if running & legacy:  # still writing without the index: read them as they are
         for (_, job_id, key), value in zip(found, values, strict=True):
             number = as_number(value)
-            if number is not None:
+            if job_id in running and number is not None:
                 entries.append(TopEntry(job_id, key, number))
         entries.sort(key=lambda e: e.value, reverse=True)
     return entries[:n]
