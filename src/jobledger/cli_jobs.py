@@ -86,7 +86,7 @@ def launch(**kwargs: Any) -> None:
     scheduler = get_scheduler(_scheduler_name(app, chosen), home=app.settings.home_dir)
     if dry_run:
         validate_request(time_limit=time_limit, array=array)
-        env = job_environment(app.settings, tag)
+        env = job_environment(app.settings, tag, write=False)
         request = SubmitRequest(
             script=script.resolve(),
             tag=tag,

@@ -41,9 +41,13 @@ class LaunchResult:
     journal_note: str | None = None
 
 
+def _connection_path(settings: Settings) -> Path:
+    return settings.home_dir / ".jobledger" / "job-connection.toml"
+
+
 def _connection_file(settings: Settings, url: str) -> Path:
     """A 0600 TOML file with the connection and its secret, for jobs to read."""
-    path = settings.home_dir / ".jobledger" / "job-connection.toml"
+    path = _connection_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lines = [f"url = {_toml_str(url)}"]
     for name in ("username", "tls_ca_certs", "tls_certfile", "tls_keyfile"):
@@ -64,11 +68,15 @@ def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def job_environment(settings: Settings, tag: str) -> dict[str, str]:
-    """Variables a job needs to reach the ledger; secrets only by a 0600 file's path."""
+def job_environment(settings: Settings, tag: str, *, write: bool = True) -> dict[str, str]:
+    """Variables a job needs to reach the ledger; secrets only by a 0600 file's path.
+
+    ``write=False`` (dry runs) names the connection file without writing it.
+    """
     env = {"JOBLEDGER_TAG": tag, "JOBLEDGER_HOME": str(settings.home_dir)}
     if settings.embedded:
-        env["JOBLEDGER_URL"] = embedded.ensure_server(settings.home_dir).url
+        paths = embedded.ensure_server if write else embedded.server_paths
+        env["JOBLEDGER_URL"] = paths(settings.home_dir).url
         return env
     assert settings.url is not None
     has_secret = (
@@ -77,7 +85,8 @@ def job_environment(settings: Settings, tag: str) -> dict[str, str]:
         or urlsplit(settings.url).password is not None
     )
     if has_secret:
-        env["JOBLEDGER_CONFIG"] = str(_connection_file(settings, settings.url))
+        path = _connection_file(settings, settings.url) if write else _connection_path(settings)
+        env["JOBLEDGER_CONFIG"] = str(path)
         # Blank (= unset for jobledger) so the file decides, not the submitter's variables.
         env["JOBLEDGER_URL"] = env["REDIS_URL"] = ""
     else:
