@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -96,7 +95,9 @@ def main() -> None:
             for job_id in ids:
                 d = home / ".jobledger" / "local" / job_id
                 d.mkdir(parents=True)
-                (d / "state.json").write_text(json.dumps({"state": "COMPLETED", "exit_code": 0}))
+                (d / "state.json").write_text(
+                    json.dumps({"state": "COMPLETED", "exit_code": 0, "ended_at": NOW.isoformat()})
+                )
             local = LocalScheduler(home)
             tracker = Tracker(
                 client,

@@ -33,7 +33,7 @@ def test_terminal_report_moves_the_job_with_its_details() -> None:
     moves, updates = plan(
         {"1": P},
         {"1": {"raw_state": "RUNNING"}},
-        {"1": info("1", State.FAILED, "FAILED", exit_code=3, nodes="n1")},
+        {"1": info("1", State.FAILED, "FAILED", exit_code=3, nodes="n1", ended_at=NOW)},
         now=NOW,
         lost_grace_s=600,
     )
@@ -124,7 +124,9 @@ def _finished_local_jobs(home: Path, ids: list[str]) -> None:
     for job_id in ids:
         d = home / ".jobledger" / "local" / job_id
         d.mkdir(parents=True)
-        (d / "state.json").write_text(json.dumps({"state": "COMPLETED", "exit_code": 0}))
+        (d / "state.json").write_text(
+            json.dumps({"state": "COMPLETED", "exit_code": 0, "ended_at": NOW.isoformat()})
+        )
 
 
 def test_two_trackers_at_once_act_once(jl_client: redis.Redis, tmp_path: Path) -> None:
@@ -230,3 +232,8 @@ def test_daemon_files_jobs_logs_moves_and_stops_on_sigterm(cli: CLI) -> None:
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert f"d {job_id}: PENDING_AND_RUNNING -> COMPLETED" in err
+
+
+def test_an_end_state_without_end_time_waits_for_the_complete_row() -> None:
+    half_written = info("1", State.FAILED, "FAILED", exit_code=0, ended_at=None)
+    assert plan({"1": P}, {"1": {}}, {"1": half_written}, now=NOW, lost_grace_s=0) == ([], {})

@@ -150,6 +150,10 @@ def plan(
         fields = info_fields(info)
         if record.get("missing_since"):
             fields["missing_since"] = ""
+        if info.state.is_terminal and info.ended_at is None:
+            # slurmdbd replaying rows after an outage first writes an end state
+            # without End time or exit code: wait for the complete row.
+            continue
         if current is State.PENDING_AND_RUNNING:
             if info.state.is_terminal:
                 moves.append(Transition(job_id, current, info.state, fields))
