@@ -45,8 +45,15 @@ class App:
     def client(self) -> Any:
         if self._client is None:
             from jobledger.connection import connect
+            from jobledger.journal import Journal
 
             self._client = connect(self.settings)
+            # Submissions journaled while Redis was unreachable are recorded now.
+            for entry in Journal(self.settings.home_dir).replay(self._client):
+                click.echo(
+                    f"jobledger: recorded job {entry.job_id} of tag {entry.tag} from the journal",
+                    err=True,
+                )
         return self._client
 
     @property
@@ -142,7 +149,8 @@ def render_status(
     if tracker:
         mode = tracker.get("mode", "ok")
         extra = f": {tracker.get('degraded_reason')}" if mode == "degraded" else ""
-        console.print(f"tracker: last pass {tracker.get('last_pass_at')}, mode {mode}{extra}")
+        line = f"tracker: last pass {tracker.get('last_pass_at')}, mode {mode}{extra}"
+        console.print(printable(line), markup=False)
 
 
 def render_top(tag: str, entries: list[Any]) -> None:
@@ -228,7 +236,7 @@ def show(**kwargs: Any) -> None:
         console = _console()
         where = ", ".join(states) or "no state set"
         if len(states) > 1:
-            where += "  [red](inconsistent: in several sets; run jobledger fsck)[/]"
+            where += "  [red](inconsistent: the job is in several state sets)[/]"
         console.print(f"[bold]Job {job_id}[/] (tag {ledger.tag}): {where}")
         for name, value in sorted(view.record.items()):
             console.print(f"  {name:<14} {printable(value)}", markup=False)

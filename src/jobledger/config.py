@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import stat
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from jobledger.errors import ConfigError
 
@@ -117,16 +118,19 @@ class Settings:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``****``."""
+    """``url`` with any password (after ``user:`` or in a ``password=`` query) as ``****``."""
     parts = urlsplit(url)
-    if parts.password is None:
+    # redis-py also takes ?password=...; unix:// URLs often carry it that way.
+    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2****", parts.query)
+    if parts.password is None and query == parts.query:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:****@{host}" if user else f":****@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        # Keep the host part verbatim: hostname would drop an IPv6 address's brackets.
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:****@{host}"
+    # Not urlunsplit: it turns unix:///path into unix:/path.
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def _check_url(url: str, where: str) -> None:
@@ -181,8 +185,10 @@ def _load_toml(path: Path, warnings: list[str]) -> dict[str, str]:
         out[key] = value
     if "url" in out:
         _check_url(out["url"], str(path))
-    if "home" in out:
-        out["home"] = str((path.parent / Path(out["home"]).expanduser()).resolve())
+    # Relative paths are relative to the file: it is also found from subdirectories.
+    for key in ("home", "password_file", "tls_ca_certs", "tls_certfile", "tls_keyfile"):
+        if key in out:
+            out[key] = str((path.parent / Path(out[key]).expanduser()).resolve())
     _warn_if_exposed(path, "password" in out, warnings)
     return out
 
@@ -209,6 +215,8 @@ def _load_redis_json(path: Path, warnings: list[str]) -> dict[str, str]:
     ssl = data.get("ssl", False)
     if not isinstance(ssl, bool):
         raise ConfigError(f'{path.name}: "ssl" must be true or false, got {json.dumps(ssl)}')
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
     out: dict[str, str] = {"url": f"{'rediss' if ssl else 'redis'}://{host}:{port}/{db}"}
     for key in ("namespace", "password", "username"):
         value = data.get(key)
@@ -239,31 +247,44 @@ def _load_redis_config(path: Path, warnings: list[str]) -> dict[str, str]:
         if name.strip() == "job_tag":
             out["tag"] = value
         elif name.strip() == "redis_cmd":
-            out.update(_parse_redis_cli(shlex.split(value), path))
+            try:
+                argv = shlex.split(value)
+            except ValueError as exc:
+                raise ConfigError(f"{path.name}: cannot parse redis_cmd: {exc}") from exc
+            out.update(_parse_redis_cli(argv, path))
     _warn_if_exposed(path, "password" in out, warnings)
     return out
 
 
 def _parse_redis_cli(argv: list[str], path: Path) -> dict[str, str]:
     host, port, out = "localhost", "6379", {}
+    uri, scheme = "", "redis"
     it = iter(argv[1:])
     for arg in it:
-        if arg in ("-h", "-p", "-a", "-n", "--user", "--pass"):
+        if arg == "--tls":
+            scheme = "rediss"
+        elif arg in ("-h", "-p", "-a", "-n", "-u", "-s", "--user", "--pass"):
             value = next(it, "")
             if arg == "-h":
                 host = value
             elif arg == "-p":
                 port = value
+            elif arg in ("-u", "-s"):
+                uri = value if arg == "-u" else f"unix://{value}"
             elif arg in ("-a", "--pass"):
                 out["password"] = value
             elif arg == "--user":
                 out["username"] = value
             else:
                 out["db"] = value
+    if uri:  # redis-cli -u URI or -s SOCKET: host and port do not apply
+        db = out.pop("db", None)
+        out["url"] = f"{uri}?db={db}" if db and uri.startswith("unix://") else uri
+        return out
     if not port.isdigit():
         raise ConfigError(f'{path.name}: "redis_cmd" port must be an integer, got "{port}"')
     db = out.pop("db", "0")
-    out["url"] = f"redis://{host}:{port}/{db}"
+    out["url"] = f"{scheme}://{host}:{port}/{db}"
     return out
 
 
@@ -297,7 +318,7 @@ def resolve(
     explicit = cli.get("config") or env.get("JOBLEDGER_CONFIG")
     project_file: Path | None = None
     if explicit:
-        project_file = Path(explicit).expanduser()
+        project_file = cwd / Path(explicit).expanduser()  # a relative path is relative to cwd
         if not project_file.exists():
             raise ConfigError(f"config file {project_file} does not exist")
     else:
@@ -321,6 +342,8 @@ def resolve(
             sources[key] = f"env {_ENV[key]}" if source == "env" else source
     if "url" in values:
         _check_url(values["url"], sources["url"])
+    if values.get("password_file"):
+        _warn_if_exposed(Path(values["password_file"]).expanduser(), True, warnings)
     if "home" not in values:
         values["home"] = str(project_file.parent.resolve() if project_file else cwd)
         sources["home"] = "config file directory" if project_file else "current directory"
@@ -338,15 +361,3 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
     sources = dict(settings.sources)
     sources.update({k: "command line" for k in changes})
     return replace(settings, sources=sources, **changes)
-
-
-def url_with_credentials(url: str, username: str | None, password: str | None) -> str:
-    """Embed credentials in a URL for a 0600 connection file handed to jobs (never argv)."""
-    parts = urlsplit(url)
-    if password is None and username is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    cred = quote(username or parts.username or "", safe="")
-    if password is not None:
-        cred += ":" + quote(password, safe="")
-    return urlunsplit(parts._replace(netloc=f"{cred}@{host}"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import redis
+from redis._parsers import Encoder
 from redis.backoff import ExponentialBackoff
+from redis.connection import PythonRespSerializer
 from redis.retry import Retry
 
 from jobledger import embedded
@@ -17,6 +19,37 @@ from jobledger.errors import RedisUnavailable
 __all__ = ["connect", "connection_url", "redis_errors"]
 
 Redis = redis.Redis
+_ENCODER = Encoder("utf-8", "surrogateescape", False)  # type: ignore[no-untyped-call]
+_PACKER = PythonRespSerializer(6000, _ENCODER.encode)
+T = TypeVar("T")
+
+
+class _Refused(Exception):
+    """Carries an AuthenticationError through Retry, which retries every ConnectionError."""
+
+    def __init__(self, error: redis.AuthenticationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Retry(Retry):
+    """Retry lost connections and timeouts, but not a refused password: it is refused again.
+
+    AuthenticationError subclasses ConnectionError, and redis-py nests a connect retry
+    inside the command retry, so a wrong password took about 4 s of backoff to report.
+    """
+
+    def call_with_retry(self, do: Callable[[], T], fail: Any, *args: Any, **kwargs: Any) -> T:
+        def once() -> T:
+            try:
+                return do()
+            except redis.AuthenticationError as exc:  # the connection already cleaned up
+                raise _Refused(exc) from exc
+
+        try:
+            return super().call_with_retry(once, fail, *args, **kwargs)
+        except _Refused as refused:
+            raise refused.error from None
 
 
 def connection_url(settings: Settings) -> str:
@@ -31,10 +64,13 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
         "decode_responses": True,
         # Results may be arbitrary bytes: surrogateescape keeps them lossless as str.
         "encoding_errors": "surrogateescape",
+        # hiredis' packer encodes str strictly, so a key read back as surrogate-escaped str
+        # could not be sent again (MGET of a seed key named with non-UTF-8 bytes crashed).
+        "command_packer": _PACKER,
         "socket_connect_timeout": 5,
         "socket_timeout": 30,
         "health_check_interval": 30,
-        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry": _Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
     }
     password = settings.effective_password()

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from jobledger.errors import JobledgerError
 
@@ -44,7 +45,8 @@ class ServerPaths:
 
     @property
     def url(self) -> str:
-        return f"unix://{self.socket}"
+        # Percent-quoted: redis-py unquotes the path, and '#', '?' or '%' must survive.
+        return f"unix://{quote(os.fsencode(self.socket))}"
 
 
 def server_paths(home: Path) -> ServerPaths:
@@ -90,6 +92,9 @@ def _ping(sock: Path, timeout_s: float = 0.5) -> bool:
 
 def _private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # /tmp/jobledger-<uid> is guessable: refuse one another user created first.
+    if path.stat().st_uid != os.getuid():
+        raise JobledgerError(f"{path} belongs to another user; remove it or set another home")
     path.chmod(0o700)
 
 
@@ -103,16 +108,23 @@ def _locked(paths: ServerPaths) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _quoted(path: Path) -> str:
+    """``path`` as a double-quoted redis.conf string (quotes, backslashes, controls escaped)."""
+    raw = os.fsencode(path)
+    out = "".join(chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else f"\\x{b:02x}" for b in raw)
+    return f'"{out}"'
+
+
 def _config_text(paths: ServerPaths) -> str:
     return "\n".join(
         [
             "port 0",  # unix socket only: nothing on the network
-            f'unixsocket "{paths.socket}"',
+            f"unixsocket {_quoted(paths.socket)}",
             "unixsocketperm 700",
             "daemonize yes",
-            f'pidfile "{paths.pidfile}"',
-            f'logfile "{paths.logfile}"',
-            f'dir "{paths.data_dir}"',
+            f"pidfile {_quoted(paths.pidfile)}",
+            f"logfile {_quoted(paths.logfile)}",
+            f"dir {_quoted(paths.data_dir)}",
             "appendonly yes",
             "appendfsync everysec",
             "save 3600 1 300 100 60 10000",
@@ -141,9 +153,9 @@ def ensure_server(home: Path) -> ServerPaths:
             check=False,
         )
         if result.returncode != 0:
-            raise JobledgerError(
-                f"embedded redis-server failed to start: {result.stderr.strip() or result.stdout}"
-            )
+            # redis-server explains a bad config over several lines; errors are one line.
+            why = " ".join((result.stderr or result.stdout).split()) or f"exit {result.returncode}"
+            raise JobledgerError(f"embedded redis-server failed to start: {why}")
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not _ping(paths.socket):
             if time.monotonic() > deadline:
@@ -174,6 +186,18 @@ def server_status(home: Path) -> dict[str, object]:
     }
 
 
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; an exited daemon its (container) init has not reaped is not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # Linux: a zombie ('Z') has exited; Docker's default PID 1 may never reap it
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def stop_server(home: Path, timeout_s: float = 10.0) -> bool:
     """Stop the embedded server (it saves its data first); False if it was not running."""
     paths = server_paths(home)
@@ -183,9 +207,7 @@ def stop_server(home: Path, timeout_s: float = 10.0) -> bool:
     os.kill(pid, signal.SIGTERM)  # redis-server saves and exits on SIGTERM
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return True
         time.sleep(0.02)
     raise JobledgerError(f"embedded redis-server (pid {pid}) did not stop in {timeout_s:.0f} s")
