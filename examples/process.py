@@ -14,8 +14,7 @@ results = jobledger.results()  # this job's namespace: <tag>-<jobid>:
 
 # Each value under its own key, as the seed did with uuid1 keys.
 results.update({str(uuid.uuid1()): random.random() for _ in range(10)})
-results.set("algorithm", "random-search")
-results.incr("evaluations", 10)
+results.set("algorithm", "random-search")  # text: stored, never ranked by top
 
 print(f"results written under {results.prefix}:")
 for entry in results.top(3):

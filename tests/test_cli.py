@@ -24,6 +24,7 @@ from jobledger import embedded
 from jobledger.config import Settings
 from jobledger.connection import connect
 from jobledger.ledger import Ledger, Transition
+from jobledger.schedulers import default_name
 from jobledger.states import State
 
 SUBMITTED = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -433,7 +434,7 @@ def test_config_shows_each_setting_and_its_source_with_the_password_masked(
         config_row("tls_ca_certs", "", ""),
         config_row("tls_certfile", "", ""),
         config_row("tls_keyfile", "", ""),
-        config_row("scheduler", "", ""),
+        config_row("scheduler", default_name(), f"default ({_sbatch_reason()})"),
         config_row("home", str(bare_cli.cwd), "current directory"),
         config_row("config_file", "", ""),
     ]
@@ -481,8 +482,8 @@ def test_server_start_status_stop_keep_the_data(bare_cli: CLI) -> None:
     human, as_json, again = run_all(
         bare_cli, ("server", "status"), ("server", "status", "--json"), ("server", "start")
     )
-    assert ok(human) == [f"embedded Redis running: {where}"]
     info = parsed(as_json)
+    assert ok(human) == [f"embedded Redis running (pid {info['pid']}): {where}"]
     assert (info["running"], info["socket"]) == (True, str(paths.socket))
     assert ok(again) == [f"embedded Redis running at {paths.url}"]
     assert embedded.server_status(bare_cli.cwd)["pid"] == info["pid"]  # still the same server
@@ -676,3 +677,7 @@ def test_non_utf8_names_written_by_a_bash_job_print_escaped(cli: CLI, server: Se
     assert ok(last) == ["Job 6 (tag t): 1 results", "Key:  t-6:a\\xfe", "Value: 1", "---"]
     assert ok(top) == ["  1. 1.0                      t-6:a\\xfe"]
     assert ok(keys) == ["k\\xff"]
+
+
+def _sbatch_reason() -> str:
+    return "sbatch is on PATH" if default_name() == "slurm" else "no sbatch on PATH"

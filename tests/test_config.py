@@ -516,3 +516,17 @@ def test_describe_masks_the_password_and_a_password_in_the_url(exp: Path, no_use
     assert "hunter2" not in repr(s.describe())
     assert "urlsecret" not in repr(s.describe())
     assert "hunter2" not in repr(s)
+
+
+def test_unknown_scheduler_is_a_config_error_naming_its_source(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='env JOBLEDGER_SCHEDULER: "scheduler" must be slurm'):
+        resolve({}, env={"JOBLEDGER_SCHEDULER": "pbs"}, cwd=tmp_path)
+
+
+def test_user_config_follows_xdg_config_home(tmp_path: Path) -> None:
+    (tmp_path / "xdg" / "jobledger").mkdir(parents=True)
+    (tmp_path / "xdg" / "jobledger" / "config.toml").write_text('tag = "from_xdg"\n')
+    work = tmp_path / "w"
+    work.mkdir()
+    settings = resolve({}, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, cwd=work)
+    assert settings.tag == "from_xdg"

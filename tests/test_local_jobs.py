@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import CLI
+
+from conftest import CLI, free_port
 
 
 def write_script(directory: Path, name: str, body: str) -> Path:
@@ -94,30 +97,38 @@ def test_output_directory_is_created_and_named_like_slurm(cli: CLI) -> None:
     assert (cli.cwd / "outerr" / f"out-{job_id}.out").read_text() == "hello\n"
 
 
-def test_launch_journals_when_redis_is_down_and_next_command_replays(cli: CLI) -> None:
+def test_launch_journals_when_redis_is_down_and_next_command_replays(
+    cli: CLI, tmp_path: Path
+) -> None:
     script = write_script(cli.cwd, "ok.sh", "exit 0")
-    run = cli(
-        "launch",
-        "--tag",
-        "j",
-        "--scheduler",
-        "local",
-        "--url",
-        "redis://127.0.0.1:1/0",
-        "--json",
-        str(script),
-    )
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"  # nothing listens there yet
+    run = cli("launch", "--tag", "j", "--scheduler", "local", "--url", url, "--json", str(script))
     assert run.code == 0, run.err
     assert "journaled" in run.err
     [job_id] = json.loads(run.out)["job_ids"]
     assert json.loads(run.out)["recorded"] is False
     assert list((cli.cwd / ".jobledger" / "journal").glob("*.json"))
-    status = cli("status", "--tag", "j", "--json")
-    assert f"recorded job {job_id} of tag j from the journal" in status.err
-    assert json.loads(status.out)["jobs"]["ALL"] == [job_id]
-    assert not list((cli.cwd / ".jobledger" / "journal").glob("*.json"))
-    # Replaying again changes nothing.
-    assert json.loads(cli("status", "--tag", "j", "--json").out)["counts"]["ALL"] == 1
+    # Another server (the session's) must not receive the job.
+    other = cli("status", "--tag", "j", "--json")
+    assert json.loads(other.out)["counts"]["ALL"] == 0
+    proc = subprocess.Popen(
+        ["/usr/bin/redis-server", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while cli("status", "--tag", "x", "--url", url).code != 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        status = cli("status", "--tag", "j", "--url", url, "--json")
+        assert json.loads(status.out)["jobs"]["ALL"] == [job_id]
+        assert not list((cli.cwd / ".jobledger" / "journal").glob("*.json"))
+        again = cli("status", "--tag", "j", "--url", url, "--json")
+        assert json.loads(again.out)["counts"]["ALL"] == 1
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 @pytest.mark.parametrize(
@@ -158,3 +169,53 @@ def test_demo_runs_on_the_embedded_default(bare_cli: CLI) -> None:
     assert states == ["COMPLETED", "COMPLETED", "FAILED", "TIMEOUT"]
     assert len(outcome["top"]) == 5
     assert (bare_cli.cwd / ".jobledger" / "redis.sock").exists()
+
+
+def test_sbatch_time_directive_is_honoured_by_the_local_scheduler(cli: CLI) -> None:
+    script = write_script(cli.cwd, "slow.sh", "#SBATCH --ntasks=1\n#SBATCH --time=0:01\nsleep 60")
+    [job_id] = launch(cli, "tl", script)
+    status = track_until(cli, "tl", "done")
+    assert status["jobs"]["TIMEOUT"] == [job_id]
+
+
+def test_local_scheduler_refuses_sbatch_arguments(cli: CLI) -> None:
+    script = write_script(cli.cwd, "ok.sh", "exit 0")
+    run = cli("launch", "--tag", "t", "--scheduler", "local", str(script), "--", "--partition=gpu")
+    assert run.code == 2
+    assert run.err == (
+        "jobledger: error: arguments after -- are for sbatch; the local scheduler takes none "
+        "(got --partition=gpu)\n"
+    )
+
+
+def test_job_missing_from_the_scheduler_is_lost_after_the_grace_period(cli: CLI) -> None:
+    [job_id] = launch(cli, "lost", write_script(cli.cwd, "ok.sh", "exit 0"))
+    time.sleep(0.5)
+    shutil.rmtree(cli.cwd / ".jobledger" / "local" / job_id)  # the scheduler forgot it
+    args = ("track", "--once", "--tag", "lost", "--scheduler", "local", "--json")
+    first = json.loads(cli(*args, "--lost-grace", "0").out)[0]
+    assert first["moved"] == []  # first sighting only starts the grace period
+    second = json.loads(cli(*args, "--lost-grace", "0").out)[0]
+    assert second["moved"] == [[job_id, "PENDING_AND_RUNNING", "LOST"]]
+
+
+def test_adopt_registers_local_jobs_the_ledger_lost(cli: CLI) -> None:
+    [job_id] = launch(cli, "ad", write_script(cli.cwd, "ok.sh", "exit 0"))
+    track_until(cli, "ad", "done")
+    assert cli("cleanup", "--tag", "ad", "--yes").code == 0
+    run = cli("adopt", "--tag", "ad", "--scheduler", "local", "--json")
+    assert json.loads(run.out)["adopted"] == [job_id]
+    status = json.loads(cli("status", "--tag", "ad", "--json").out)
+    assert status["jobs"]["COMPLETED"] == [job_id]
+    again = json.loads(cli("adopt", "--tag", "ad", "--scheduler", "local", "--json").out)
+    assert again["adopted"] == []
+
+
+def test_demo_never_empties_the_configured_tag(bare_cli: CLI) -> None:
+    bare_cli.env["JOBLEDGER_TAG"] = "precious"
+    script = write_script(bare_cli.cwd, "ok.sh", "exit 0")
+    assert bare_cli("launch", "--scheduler", "local", str(script)).code == 0
+    run = bare_cli("demo", "--jobs", "1", "--json", timeout=120)
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["tag"] == "demo"
+    assert json.loads(bare_cli("status", "--json").out)["counts"]["ALL"] == 1

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import CLI, Server, start_server
+
+from conftest import CLI, Server, start_server
 
 pytestmark = pytest.mark.slurm
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from tests.conftest import CLI
 
+from conftest import CLI
 from jobledger.ledger import Ledger, Transition
 from jobledger.schedulers.base import JobInfo
 from jobledger.schedulers.local import LocalScheduler

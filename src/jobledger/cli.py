@@ -44,12 +44,13 @@ class App:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from jobledger.connection import connect
+            from jobledger.connection import connect, connection_target
             from jobledger.journal import Journal
 
             self._client = connect(self.settings)
             # Submissions journaled while Redis was unreachable are recorded now.
-            for entry in Journal(self.settings.home_dir).replay(self._client):
+            journal = Journal(self.settings.home_dir)
+            for entry in journal.replay(self._client, connection_target(self.settings)):
                 click.echo(
                     f"jobledger: recorded job {entry.job_id} of tag {entry.tag} from the journal",
                     err=True,
@@ -265,7 +266,14 @@ def show(**kwargs: Any) -> None:
 
 @cli.command()
 @common
-@click.option("-n", "count", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many results to show.",
+)
 @click.option("--job", "job_id", help="Only this job's results.")
 def top(**kwargs: Any) -> None:
     """The highest numeric results of one job or across the tag (non-numeric skipped)."""
@@ -361,7 +369,7 @@ def set_cmd(**kwargs: Any) -> None:
 
 @cli.command("del")
 @common
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, metavar="KEY...")
 def del_cmd(**kwargs: Any) -> None:
     """Delete <namespace>:KEY for each KEY; prints how many existed."""
     app, (names,) = _app(kwargs, "names")
@@ -404,6 +412,14 @@ def config(**kwargs: Any) -> None:
     """Show every setting, its value and where it came from (passwords masked)."""
     app, _ = _app(kwargs)
     rows = app.settings.describe()
+    if not app.settings.scheduler:
+        from jobledger.schedulers import default_name
+
+        name = default_name()
+        why = "sbatch is on PATH" if name == "slurm" else "no sbatch on PATH"
+        rows = [
+            (n, name, f"default ({why})") if n == "scheduler" else (n, v, src) for n, v, src in rows
+        ]
 
     def human() -> None:
         for name, value, source in rows:
@@ -462,7 +478,7 @@ def server_status(**kwargs: Any) -> None:
     info = embedded.server_status(_embedded_home(app))
 
     def human() -> None:
-        state = "running" if info["running"] else "stopped"
+        state = f"running (pid {info['pid']})" if info["running"] else "stopped"
         click.echo(f"embedded Redis {state}: {info['url']} (data in {info['data_dir']})")
 
     app.emit(info, human)

@@ -51,7 +51,12 @@ def _scheduler_factory(app: App) -> Any:
 @common
 @_scheduler_option
 @click.option("--name", help="Job name (default: the tag, as the seed's -J did).")
-@click.option("--time", "time_limit", help="Time limit, SLURM format (MM, HH:MM:SS, D-HH:MM).")
+@click.option(
+    "--time",
+    "time_limit",
+    help="Time limit, SLURM format: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS "
+    "(local scheduler: default from the script's #SBATCH --time line).",
+)
 @click.option("--array", help="Array spec, SLURM format (1-10, 1-9:2, 1-100%5).")
 @click.option(
     "--output-dir",
@@ -123,8 +128,8 @@ def launch(**kwargs: Any) -> None:
         extra_args=tuple(extra),
         now=utcnow(),
     )
-    if result.journal_note:
-        click.echo(f"jobledger: warning: {result.journal_note}", err=True)
+    for warning in (*result.warnings, *([result.journal_note] if result.journal_note else [])):
+        click.echo(f"jobledger: warning: {warning}", err=True)
     data = {
         "tag": tag,
         "scheduler": result.scheduler,
@@ -167,6 +172,7 @@ def _configure_logging(level: int) -> None:
 def track(**kwargs: Any) -> None:
     """File each job by what its scheduler says: COMPLETED, FAILED, TIMEOUT, CANCELLED, ..."""
     from jobledger import keys
+    from jobledger.connection import connection_target
     from jobledger.tracker import Tracker, TrackerSettings
 
     app, (chosen, once, all_tags, interval_s, lost_grace_s, quiet) = _app(
@@ -190,6 +196,7 @@ def track(**kwargs: Any) -> None:
         default_scheduler=_scheduler_name(app, chosen),
         home=app.settings.home_dir,
         settings=TrackerSettings(interval_s=interval_s, lost_grace_s=lost_grace_s),
+        journal_target=connection_target(app.settings),
     )
     if once:
         try:
@@ -219,7 +226,7 @@ def track(**kwargs: Any) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     logging.getLogger("jobledger.tracker").info(
-        "tracking %s every %.0f s", ", ".join(tags()) or "(no tags yet)", interval_s
+        "tracking %s every %g s", ", ".join(tags()) or "(no tags yet)", interval_s
     )
     tracker.run(stop, now=utcnow)
 
@@ -308,8 +315,10 @@ def demo(**kwargs: Any) -> None:
     """Run a small experiment on this machine: launch, track to the end, show results.
 
     Uses the local scheduler; with no configuration, Redis is the embedded server
-    in ./.jobledger. The jobs write random rewards like the seed's test_process.py;
-    one fails on purpose and one exceeds its 3-second time limit.
+    in ./.jobledger (stop it with `jobledger server stop`). The jobs write random
+    rewards like the seed's test_process.py; one fails on purpose and one exceeds
+    its 3-second time limit. The tag is `demo` (or --tag): it is emptied first,
+    results included.
     """
     from rich.progress import Progress
 
@@ -317,7 +326,9 @@ def demo(**kwargs: Any) -> None:
     from jobledger.results import top_results
 
     app, (count,) = _app(kwargs, "count")
-    if not app.settings.tag:
+    # The demo empties its tag first: never take it from the environment or a config
+    # file (that is the user's real experiment), only from an explicit --tag.
+    if app.settings.sources.get("tag") != "command line":
         app.settings = dataclasses.replace(app.settings, tag="demo")
     tag = app.tag
     if app.as_json:

@@ -325,7 +325,8 @@ def resolve(
         project_file = _find_upwards("jobledger.toml", cwd)
     if project_file is not None:
         layers.append((str(project_file), _load_toml(project_file, warnings)))
-    user_file = user_config or Path("~/.config/jobledger/config.toml").expanduser()
+    config_home = Path(env.get("XDG_CONFIG_HOME") or Path("~/.config").expanduser())
+    user_file = user_config or config_home / "jobledger" / "config.toml"
     if user_file.is_file():
         layers.append((str(user_file), _load_toml(user_file, warnings)))
     for name, loader in (("redis.json", _load_redis_json), ("redis.config", _load_redis_config)):
@@ -340,6 +341,11 @@ def resolve(
                 continue
             values[key] = value
             sources[key] = f"env {_ENV[key]}" if source == "env" else source
+    if values.get("scheduler", "slurm") not in ("slurm", "local"):
+        raise ConfigError(
+            f'{sources["scheduler"]}: "scheduler" must be slurm or local, '
+            f'got "{values["scheduler"]}"'
+        )
     if "url" in values:
         _check_url(values["url"], sources["url"])
     if values.get("password_file"):

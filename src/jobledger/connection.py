@@ -16,7 +16,7 @@ from jobledger import embedded
 from jobledger.config import Settings, mask_url
 from jobledger.errors import RedisUnavailable
 
-__all__ = ["connect", "connection_url", "redis_errors"]
+__all__ = ["connect", "connection_target", "connection_url", "redis_errors"]
 
 Redis = redis.Redis
 _ENCODER = Encoder("utf-8", "surrogateescape", False)  # type: ignore[no-untyped-call]
@@ -57,6 +57,13 @@ def connection_url(settings: Settings) -> str:
     if settings.url is None:
         return embedded.ensure_server(settings.home_dir).url
     return settings.url
+
+
+def connection_target(settings: Settings) -> str:
+    """A secret-free name of the server ``settings`` lead to (without starting anything)."""
+    if settings.url is None:
+        return embedded.server_paths(settings.home_dir).url
+    return mask_url(settings.url)
 
 
 def _client_kwargs(settings: Settings) -> dict[str, Any]:

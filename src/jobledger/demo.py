@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 
 from jobledger.config import Settings
+from jobledger.connection import connection_target
 from jobledger.launch import launch
 from jobledger.ledger import Ledger, utcnow
 from jobledger.schedulers.local import LocalScheduler
@@ -88,6 +89,7 @@ def run_demo(
         default_scheduler="local",
         home=home,
         settings=TrackerSettings(interval_s=poll_s, lost_grace_s=_DEADLINE_S),
+        journal_target=connection_target(settings),
     )
     deadline = time.monotonic() + _DEADLINE_S
     while True:

@@ -34,6 +34,7 @@ class JournalEntry:
     job_id: str
     submitted_at: str
     fields: dict[str, str]
+    target: str = ""  # the server it belongs to (a secret-free URL); "" matches any
 
 
 class Journal:
@@ -65,10 +66,16 @@ class Journal:
             except (OSError, ValueError, TypeError):
                 continue  # vanished (replayed by another process) or being written
 
-    def replay(self, client: redis.Redis) -> list[JournalEntry]:
-        """Record every journaled job in Redis, then drop its file; returns those replayed."""
+    def replay(self, client: redis.Redis, target: str) -> list[JournalEntry]:
+        """Record the journaled jobs meant for ``target`` in Redis, then drop their files.
+
+        Entries for another server stay: replaying them here would file the jobs
+        in the wrong ledger.
+        """
         done = []
         for path, entry in self.pending():
+            if entry.target not in ("", target):
+                continue
             Ledger(client, entry.tag).record_submission(
                 entry.job_id,
                 now=datetime.fromisoformat(entry.submitted_at),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ import redis
 
 from jobledger import embedded
 from jobledger.config import Settings
+from jobledger.connection import connection_target
 from jobledger.errors import JobledgerError, ParseError, UsageError
 from jobledger.ids import validate_tag
 from jobledger.journal import Journal, JournalEntry
@@ -39,6 +41,7 @@ class LaunchResult:
     scheduler: str
     recorded: bool
     journal_note: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def _connection_path(settings: Settings) -> Path:
@@ -73,7 +76,12 @@ def job_environment(settings: Settings, tag: str, *, write: bool = True) -> dict
 
     ``write=False`` (dry runs) names the connection file without writing it.
     """
-    env = {"JOBLEDGER_TAG": tag, "JOBLEDGER_HOME": str(settings.home_dir)}
+    env = {
+        "JOBLEDGER_TAG": tag,
+        "JOBLEDGER_HOME": str(settings.home_dir),
+        # The interpreter that has jobledger installed, for job scripts to call.
+        "JOBLEDGER_PYTHON": sys.executable,
+    }
     if settings.embedded:
         paths = embedded.ensure_server if write else embedded.server_paths
         env["JOBLEDGER_URL"] = paths(settings.home_dir).url
@@ -141,6 +149,12 @@ def launch(
         array=array,
         extra_args=extra_args,
     )
+    warnings: tuple[str, ...] = ()
+    if scheduler.name == "slurm" and request.env.get("JOBLEDGER_URL", "").startswith("unix://"):
+        warnings = (
+            f"jobs reach Redis through {request.env['JOBLEDGER_URL']}, a socket on this "
+            "machine: jobs on other nodes cannot; configure a redis:// URL for a cluster",
+        )
     submission = scheduler.submit(request)
     fields = {
         "scheduler": scheduler.name,
@@ -152,8 +166,9 @@ def launch(
     if submission.cluster:
         fields["cluster"] = submission.cluster
     journal = Journal(settings.home_dir)
+    target = connection_target(settings)
     paths = [
-        journal.write(JournalEntry(tag, job_id, isoformat(now), fields))
+        journal.write(JournalEntry(tag, job_id, isoformat(now), fields, target))
         for job_id in submission.job_ids
     ]
     try:
@@ -168,9 +183,11 @@ def launch(
             f"Redis unavailable ({exc}); job(s) {', '.join(submission.job_ids)} journaled in "
             f"{journal.dir} and will be recorded by the next jobledger command that reaches Redis"
         )
-        return LaunchResult(submission.job_ids, scheduler.name, recorded=False, journal_note=note)
+        return LaunchResult(
+            submission.job_ids, scheduler.name, recorded=False, journal_note=note, warnings=warnings
+        )
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    journal.replay(client)  # earlier launches that Redis missed
-    return LaunchResult(submission.job_ids, scheduler.name, recorded=True)
+    journal.replay(client, target)  # earlier launches that Redis missed
+    return LaunchResult(submission.job_ids, scheduler.name, recorded=True, warnings=warnings)

@@ -182,6 +182,7 @@ class Tracker:
         home: Path,
         settings: TrackerSettings | None = None,
         owner: str | None = None,
+        journal_target: str = "",
     ) -> None:
         self.client = client
         self.tags = tags
@@ -190,6 +191,7 @@ class Tracker:
         self.settings = settings or TrackerSettings()
         self.owner = owner or f"{threading.get_native_id()}-{uuid.uuid4().hex[:8]}"
         self.journal = Journal(home)
+        self.journal_target = journal_target
         self.leases: dict[str, Lease] = {}
 
     def _lease(self, tag: str) -> Lease:
@@ -233,7 +235,7 @@ class Tracker:
 
     def run_pass(self, *, now: datetime) -> list[PassReport]:
         """One pass over every tag: replay the journal, query, move, update."""
-        replayed = len(self.journal.replay(self.client))
+        replayed = len(self.journal.replay(self.client, self.journal_target))
         reports = []
         for tag in self.tags():
             ledger = Ledger(self.client, tag)

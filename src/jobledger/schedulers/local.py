@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobledger.errors import SchedulerError
+from jobledger.errors import SchedulerError, UsageError
 from jobledger.schedulers.base import (
     JobInfo,
     QueryResult,
@@ -32,10 +33,33 @@ from jobledger.schedulers.base import (
 from jobledger.schedulers.slurm_parsers import expand_array_spec
 from jobledger.states import State
 
-__all__ = ["LocalScheduler"]
+__all__ = ["LocalScheduler", "sbatch_time_directive"]
 
 _KILL_GRACE_S = 5.0
 _OUTCOMES = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"}
+
+
+_TIME_DIRECTIVE = re.compile(r"#SBATCH\s+(?:--time(?:=|\s+)|-t\s*)(\S+)")
+
+
+def sbatch_time_directive(script_head: str) -> str | None:
+    """The ``#SBATCH --time``/``-t`` value of a script's header, as sbatch would read it."""
+    for line in script_head.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            break  # sbatch stops reading directives at the first command
+        match = _TIME_DIRECTIVE.match(stripped)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _read_head(script: Path) -> str:
+    try:
+        with script.open(encoding="utf-8", errors="replace") as fh:
+            return fh.read(64 * 1024)
+    except OSError:
+        return ""
 
 
 def _now() -> str:
@@ -95,7 +119,13 @@ class LocalScheduler:
             return value
 
     def submit(self, request: SubmitRequest) -> Submission:
-        limit_s = parse_time_limit(request.time_limit) if request.time_limit else None
+        if request.extra_args:
+            raise UsageError(
+                "arguments after -- are for sbatch; the local scheduler takes none "
+                f"(got {' '.join(request.extra_args)})"
+            )
+        time_limit = request.time_limit or sbatch_time_directive(_read_head(request.script))
+        limit_s = parse_time_limit(time_limit) if time_limit else None
         base = str(self._next_id())
         tasks = expand_array_spec(request.array) if request.array else [None]
         ids = []
