@@ -421,33 +421,24 @@ ensure_cluster_registered() {
     say "registered cluster $CLUSTER_NAME in slurmdbd"
 }
 
-start_slurmctld() {
-    local restart=${1:-0}
-    if is_running slurmctld; then
+# start_slurm_daemon NAME RESTART [READY-CHECK...]: start slurmctld or slurmd
+# (restarting it when its config changed) and wait for READY-CHECK if given.
+start_slurm_daemon() {
+    local name=$1 restart=${2:-0}
+    shift 2
+    if is_running "$name"; then
         ((restart)) || return 0
-        say "slurm.conf changed, restarting slurmctld"
-        stop_daemon slurmctld
+        say "slurm.conf changed, restarting $name"
+        stop_daemon "$name"
     fi
-    /usr/sbin/slurmctld </dev/null >>"$LOG_DIR/slurmctld.log" 2>&1 9>&- || {
-        show_logs "$LOG_DIR/slurmctld.log"
-        die "slurmctld failed to start"
+    "/usr/sbin/$name" </dev/null >>"$LOG_DIR/$name.log" 2>&1 9>&- || {
+        show_logs "$LOG_DIR/$name.log"
+        die "$name failed to start"
     }
-    wait_for "slurmctld to answer" "$WAIT_SECS" "$LOG_DIR/slurmctld.log" -- scontrol ping
-    say "started slurmctld"
-}
-
-start_slurmd() {
-    local restart=${1:-0}
-    if is_running slurmd; then
-        ((restart)) || return 0
-        say "slurm.conf changed, restarting slurmd"
-        stop_daemon slurmd
+    if (($#)); then
+        wait_for "$name to answer" "$WAIT_SECS" "$LOG_DIR/$name.log" -- "$@"
     fi
-    /usr/sbin/slurmd </dev/null >>"$LOG_DIR/slurmd.log" 2>&1 9>&- || {
-        show_logs "$LOG_DIR/slurmd.log"
-        die "slurmd failed to start"
-    }
-    say "started slurmd"
+    say "started $name"
 }
 
 node_state() { sinfo -h -N -n "$(hostname -s)" -o '%t' 2>/dev/null | head -n 1; }
@@ -495,8 +486,8 @@ cmd_up() {
     start_mariadb
     start_slurmdbd "$DBD_CONF_CHANGED"
     ensure_cluster_registered
-    start_slurmctld "$SLURM_CONF_CHANGED"
-    start_slurmd "$SLURM_CONF_CHANGED"
+    start_slurm_daemon slurmctld "$SLURM_CONF_CHANGED" scontrol ping
+    start_slurm_daemon slurmd "$SLURM_CONF_CHANGED"
     wait_node
     wait_for "sacct to answer" "$WAIT_SECS" "$LOG_DIR/slurmdbd.log" "$LOG_DIR/slurmctld.log" -- sacct_ok
     say "up in $((SECONDS - t0))s: cluster $CLUSTER_NAME, node $(hostname -s) $(node_state), partition $PARTITION, accounting ok"
