@@ -408,6 +408,45 @@ def cleanup(**kwargs: Any) -> None:
 
 @cli.command()
 @common
+@click.option("--repair", is_flag=True, help="Fix what can be fixed safely (each fix is logged).")
+def fsck(**kwargs: Any) -> None:
+    """Check the tag's ledger: every job in exactly one state set, records, indexes.
+
+    Exits 0 when clean and 1 when problems remain (after --repair, those it
+    could not fix).
+    """
+    from jobledger.fsck import check, repair
+    from jobledger.ledger import utcnow
+
+    app, (do_repair,) = _app(kwargs, "repair")
+    ledger = app.ledger()
+    report = check(app.client, ledger.tag)
+    if do_repair and not report.clean:
+        report = repair(app.client, ledger.tag, report, now=utcnow())
+
+    def human() -> None:
+        for line in report.repaired:
+            click.echo(f"repaired {printable(line)}")
+        for line in report.skipped:
+            click.echo(f"skipped {printable(line)}")
+        if report.clean:
+            click.echo(f"tag {ledger.tag}: clean")
+        for p in report.problems:
+            shown = " ".join(p.job_ids[:_IDS_SHOWN])
+            more = (
+                f" ... (+{len(p.job_ids) - _IDS_SHOWN} more)" if len(p.job_ids) > _IDS_SHOWN else ""
+            )
+            fix = "" if p.repairable else " (not repairable: inspect by hand)"
+            click.echo(f"{p.kind}: {len(p.job_ids)} job(s) {p.description}{fix}")
+            click.echo(f"  {printable(shown)}{more}")
+
+    app.emit(report.as_dict(), human)
+    if not report.clean:
+        sys.exit(1)
+
+
+@cli.command()
+@common
 def config(**kwargs: Any) -> None:
     """Show every setting, its value and where it came from (passwords masked)."""
     app, _ = _app(kwargs)

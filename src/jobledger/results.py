@@ -21,7 +21,15 @@ from jobledger.errors import InvalidValue
 from jobledger.ids import is_job_id, validate_job_id, validate_result_key, validate_tag
 from jobledger.states import State
 
-__all__ = ["Results", "TopEntry", "Value", "as_number", "purge_results", "top_results"]
+__all__ = [
+    "Results",
+    "TopEntry",
+    "Value",
+    "as_number",
+    "purge_results",
+    "scan_tag_results",
+    "top_results",
+]
 
 Value = Union[str, int, float, bytes]  # noqa: UP007 - a runtime alias on 3.10
 
@@ -222,7 +230,7 @@ def _numeric(items: Iterable[tuple[str, object]]) -> Iterator[tuple[str, float]]
             yield key, number
 
 
-def _scan_tag_results(client: redis.Redis, tag: str) -> Iterator[tuple[str, str, str]]:
+def scan_tag_results(client: redis.Redis, tag: str) -> Iterator[tuple[str, str, str]]:
     """(full key, job ID, result key) for every results key of ``tag`` (a keyspace walk)."""
     head = len(tag) + 1
     for full in client.scan_iter(match=keys.tag_results_pattern(tag), count=_SCAN_COUNT):
@@ -245,7 +253,7 @@ def top_results(client: redis.Redis, tag: str, n: int = 3) -> list[TopEntry]:
     running: set[str] = set()
     if legacy:
         running = {str(j) for j in client.smembers(keys.state_set(tag, State.PENDING_AND_RUNNING))}
-        found = [(f, j, k) for f, j, k in _scan_tag_results(client, tag) if j in legacy]
+        found = [(f, j, k) for f, j, k in scan_tag_results(client, tag) if j in legacy]
         values = client.mget([f for f, _, _ in found]) if found else []
         with client.pipeline(transaction=False) as pipe:
             for (_, job_id, key), value in zip(found, values, strict=True):
@@ -278,7 +286,7 @@ def purge_results(client: redis.Redis, tag: str) -> int:
     validate_tag(tag)
     deleted = 0
     batch: list[str] = []
-    for full, _, _ in _scan_tag_results(client, tag):
+    for full, _, _ in scan_tag_results(client, tag):
         batch.append(full)
         if len(batch) >= 500:
             deleted += int(client.unlink(*batch))

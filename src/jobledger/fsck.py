@@ -1,0 +1,275 @@
+"""Check a tag's ledger for inconsistencies, and repair what can be repaired safely.
+
+The state sets are the seed's source of truth, so repairs bend everything else
+(``_ALL``, records, indexes) towards them; only a job in no set or in several
+sets needs a decision, and then the record's ``state`` (if it names one of the
+candidates) wins, else the most final one.  Every repair is one WATCHed
+transaction that gives up if a tracker changed the job meanwhile, and leaves an
+event ``by=fsck`` in the tag's stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from jobledger import keys
+from jobledger.ledger import Ledger, isoformat
+from jobledger.results import as_number, scan_tag_results
+from jobledger.states import State
+
+__all__ = ["KINDS", "FsckReport", "Problem", "check", "repair"]
+
+# kind -> (what it means, whether --repair fixes it)
+KINDS: dict[str, tuple[str, bool]] = {
+    "no_state": ("in <tag>_ALL but in no state set", True),
+    "several_states": ("in more than one state set", True),
+    "missing_from_all": ("in a state set but not in <tag>_ALL", True),
+    "record_mismatch": ("record's state differs from the set holding the job", True),
+    "orphan_record": ("a job record for a job in no set and not in <tag>_ALL", False),
+    "results_without_job": ("result keys for a job that is not in the ledger", False),
+    "stale_index": ("index entries for result keys that no longer exist", True),
+    "stale_numeric": ("ranking entries that disagree with the stored value", True),
+}
+_BATCH = 500
+
+
+@dataclass
+class Problem:
+    """One kind of inconsistency and the job IDs it concerns."""
+
+    kind: str
+    job_ids: list[str]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        return KINDS[self.kind][0]
+
+    @property
+    def repairable(self) -> bool:
+        return KINDS[self.kind][1]
+
+
+@dataclass
+class FsckReport:
+    """What fsck found (and, with repair, what it changed)."""
+
+    tag: str
+    problems: list[Problem] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "clean": self.clean,
+            "problems": [
+                {**asdict(p), "description": p.description, "repairable": p.repairable}
+                for p in self.problems
+            ],
+            "repaired": self.repaired,
+            "skipped": self.skipped,
+        }
+
+
+def _chunks(items: list[str], size: int = _BATCH) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def check(client: redis.Redis, tag: str) -> FsckReport:
+    """Find every inconsistency of ``tag``'s ledger, results index and rankings."""
+    ledger = Ledger(client, tag)
+    snapshot = ledger.snapshot()
+    in_all = set(snapshot.pop("ALL"))
+    where: dict[str, list[State]] = {}
+    for state in State:
+        for job_id in snapshot[state.value]:
+            where.setdefault(job_id, []).append(state)
+    report = FsckReport(tag)
+    found: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    found["no_state"] = sorted(in_all - where.keys())
+    found["several_states"] = sorted(j for j, states in where.items() if len(states) > 1)
+    found["missing_from_all"] = sorted(where.keys() - in_all)
+    record_states = _record_states(client, tag, sorted(where.keys() | in_all))
+    for job_id, states in where.items():
+        recorded = record_states.get(job_id)
+        if len(states) == 1 and recorded and recorded != states[0].value:
+            found["record_mismatch"].append(job_id)
+    known = in_all | where.keys()
+    found["orphan_record"] = sorted(_record_ids(client, tag) - known)
+    result_jobs = {job_id for _, job_id, _ in scan_tag_results(client, tag)}
+    indexed = {str(j) for j in client.smembers(keys.indexed_jobs(tag))}
+    found["results_without_job"] = sorted((result_jobs | indexed) - known)
+    stale, numeric = _index_problems(client, tag, sorted(indexed))
+    found["stale_index"], found["stale_numeric"] = sorted(stale), sorted(numeric)
+    for kind, ids in found.items():
+        if ids:
+            report.problems.append(Problem(kind, sorted(set(ids), key=_sort_key)))
+    return report
+
+
+def _sort_key(job_id: str) -> tuple[int, int, int, str]:
+    from jobledger.ids import job_sort_key
+
+    return job_sort_key(job_id)
+
+
+def _record_states(client: redis.Redis, tag: str, job_ids: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for chunk in _chunks(job_ids):
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in chunk:
+                pipe.hget(keys.job_record(tag, job_id), "state")
+            for job_id, state in zip(chunk, pipe.execute(), strict=True):
+                if state:
+                    out[job_id] = str(state)
+    return out
+
+
+def _record_ids(client: redis.Redis, tag: str) -> set[str]:
+    prefix = keys.job_record(tag, "")
+    pattern = keys.glob_escape(prefix) + "*"
+    return {str(k)[len(prefix) :] for k in client.scan_iter(match=pattern, count=1000)}
+
+
+def _index_problems(client: redis.Redis, tag: str, indexed: list[str]) -> tuple[set[str], set[str]]:
+    """Jobs whose index names missing keys, and jobs whose rankings disagree with values."""
+    stale: set[str] = set()
+    numeric: set[str] = set()
+    for chunk in _chunks(indexed, 100):
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in chunk:
+                pipe.smembers(keys.result_index(tag, job_id))
+                pipe.zrange(keys.job_numeric(tag, job_id), 0, -1, withscores=True)
+            replies = pipe.execute()
+        for job_id, names, ranked in zip(chunk, replies[::2], replies[1::2], strict=True):
+            names = sorted(str(n) for n in names)
+            values = client.mget([keys.result_key(tag, job_id, n) for n in names]) if names else []
+            current = dict(zip(names, values, strict=True))
+            if any(v is None for v in values):
+                stale.add(job_id)
+            expected = {n: as_number(v) for n, v in current.items() if as_number(v) is not None}
+            if {str(k): float(s) for k, s in ranked} != expected:
+                numeric.add(job_id)
+    return stale, numeric
+
+
+def repair(client: redis.Redis, tag: str, report: FsckReport, *, now: datetime) -> FsckReport:
+    """Fix the repairable problems of ``report``; returns a fresh check afterwards."""
+    ledger = Ledger(client, tag)
+    done: list[str] = []
+    skipped: list[str] = []
+    attempted: set[tuple[object, str]] = set()
+    for problem in report.problems:
+        if not problem.repairable:
+            continue
+        for job_id in problem.job_ids:
+            fix = _REPAIRS[problem.kind]
+            if (fix, job_id) in attempted:
+                continue  # one fix covers several kinds (e.g. stale index and rankings)
+            attempted.add((fix, job_id))
+            try:
+                message = fix(client, ledger, job_id, now)
+            except redis.WatchError:
+                skipped.append(f"{job_id}: changed during repair; run fsck again")
+                continue
+            if message:
+                done.append(f"{job_id}: {message}")
+    after = check(client, tag)
+    after.repaired, after.skipped = done, skipped
+    return after
+
+
+def _event(pipe: Any, tag: str, job_id: str, source: str, target: str, now: datetime) -> None:
+    pipe.xadd(
+        keys.events(tag),
+        {"job": job_id, "from": source, "to": target, "at": isoformat(now), "by": "fsck"},
+    )
+
+
+def _states_of(client: redis.Redis, tag: str, job_id: str) -> list[State]:
+    with client.pipeline(transaction=False) as pipe:
+        for state in State:
+            pipe.sismember(keys.state_set(tag, state), job_id)
+        flags = pipe.execute()
+    return [s for s, flag in zip(State, flags, strict=True) if flag]
+
+
+def _settle(client: redis.Redis, ledger: Ledger, job_id: str, now: datetime) -> str | None:
+    """Leave the job in exactly one state set, in _ALL, with a matching record."""
+    tag = ledger.tag
+    watched = [keys.all_set(tag), keys.job_record(tag, job_id)]
+    watched += [keys.state_set(tag, s) for s in State]
+    with client.pipeline(transaction=True) as pipe:
+        pipe.watch(*watched)  # type: ignore[no-untyped-call]
+        states = _states_of(client, tag, job_id)
+        recorded = client.hget(keys.job_record(tag, job_id), "state")
+        if len(states) == 1:
+            keep = states[0]
+        elif states:
+            by_record = [s for s in states if s.value == recorded]
+            keep = by_record[0] if by_record else next(s for s in states if s.is_terminal)
+        else:
+            valid = {s.value for s in State}
+            keep = State(recorded) if recorded in valid else State.PENDING_AND_RUNNING
+        pipe.multi()
+        pipe.sadd(keys.all_set(tag), job_id)
+        for state in states:
+            if state is not keep:
+                pipe.srem(keys.state_set(tag, state), job_id)
+        pipe.sadd(keys.state_set(tag, keep), job_id)
+        pipe.hset(
+            keys.job_record(tag, job_id),
+            mapping={"state": keep.value, "updated_at": isoformat(now)},
+        )
+        source = ",".join(s.value for s in states) or "(none)"
+        _event(pipe, tag, job_id, source, keep.value, now)
+        pipe.execute()
+    if states == [keep]:
+        return f"in {keep.value}: {keys.all_set(tag)} and the record's state made to match"
+    return f"kept in {keep.value} (was in {source})"
+
+
+def _reindex(client: redis.Redis, ledger: Ledger, job_id: str, now: datetime) -> str | None:
+    """Rebuild one job's index and rankings from the values that exist now."""
+    tag = ledger.tag
+    index, ranked = keys.result_index(tag, job_id), keys.job_numeric(tag, job_id)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.watch(index, ranked)  # type: ignore[no-untyped-call]
+        names = sorted(str(n) for n in client.smembers(index))
+        values = client.mget([keys.result_key(tag, job_id, n) for n in names]) if names else []
+        pipe.multi()
+        gone = [n for n, v in zip(names, values, strict=True) if v is None]
+        if gone:
+            pipe.srem(index, *gone)
+        pipe.delete(ranked)
+        members = [keys.tag_numeric_member(job_id, n) for n in names]
+        if members:
+            pipe.zrem(keys.tag_numeric(tag), *members)
+        for name, value in zip(names, values, strict=True):
+            number = as_number(value) if value is not None else None
+            if number is not None:
+                pipe.zadd(ranked, {name: number})
+                pipe.zadd(keys.tag_numeric(tag), {keys.tag_numeric_member(job_id, name): number})
+        pipe.execute()
+    return f"index rebuilt ({len(gone)} stale entries dropped)"
+
+
+_REPAIRS = {
+    "no_state": _settle,
+    "several_states": _settle,
+    "missing_from_all": _settle,
+    "record_mismatch": _settle,
+    "stale_index": _reindex,
+    "stale_numeric": _reindex,
+}
