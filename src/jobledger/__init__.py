@@ -80,6 +80,8 @@ def results(
         )
     if tag is None:
         raise UsageError("no tag: set JOBLEDGER_TAG or pass jobledger.results(tag=...)")
-    from jobledger.connection import connect
+    from jobledger.connection import JOB_RECONNECT_S, connect
 
-    return Results(connect(settings), validate_tag(tag), validate_job_id(job_id))
+    # Job code rides out a Redis restart instead of failing the job.
+    client = connect(settings, reconnect_s=JOB_RECONNECT_S)
+    return Results(client, validate_tag(tag), validate_job_id(job_id))

@@ -20,14 +20,63 @@ __all__ = ["cli", "main"]
 F = TypeVar("F", bound=Callable[..., Any])
 _SEED_SETS = ("ALL", "PENDING_AND_RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 _IDS_SHOWN = 20
+# Result values longer than this are cut in show/last (a 100 MB value took 2 minutes and
+# 4 GB to print); --json and get print them whole.
+_VALUE_SHOWN = 10_000
 
 
 # --- plumbing ---------------------------------------------------------------
 
 
+class _Escapes(dict[int, str]):
+    """str.translate table: each non-printable character as its Python escape (\\n, \\x1b)."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        self[code] = char if char.isprintable() else repr(char)[1:-1]
+        return self[code]
+
+
+_ESCAPES = _Escapes()
+
+
+def _text(value: object) -> str:
+    """``value`` as valid text: undecodable bytes (kept as surrogates) as \\x escapes."""
+    text = str(value)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no decoding produced
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def printable(value: object) -> str:
-    """Text safe to print: undecodable bytes (kept as surrogates) shown as \\x escapes."""
-    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """Text safe to print on one line: undecodable bytes and control characters (newline,
+    NUL, ESC, ...) shown as Python escapes."""
+    text = _text(value)
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
+def shown_value(value: str) -> str:
+    """A result value for show/last: printable, and cut after _VALUE_SHOWN characters."""
+    if len(value) <= _VALUE_SHOWN:
+        return printable(value)
+    try:
+        size = len(value.encode("utf-8", "surrogateescape"))  # the stored bytes
+    except UnicodeEncodeError:
+        size = len(value)
+    unit = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+    return printable(value[:_VALUE_SHOWN]) + f" ... ({unit} value, truncated; --json has all)"
+
+
+def _json_safe(data: Any) -> Any:
+    """``data`` with every string valid Unicode, so the JSON is strict (no lone surrogates)."""
+    if isinstance(data, str):
+        return data if data.isascii() else _text(data)
+    if isinstance(data, dict):
+        return {_json_safe(k): _json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_json_safe(v) for v in data]
+    return data
 
 
 class App:
@@ -75,7 +124,7 @@ class App:
 
     def emit(self, data: Any, human: Callable[[], None]) -> None:
         if self.as_json:
-            click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=True))
+            click.echo(json.dumps(_json_safe(data), indent=2, default=str, ensure_ascii=True))
         else:
             human()
 
@@ -111,7 +160,8 @@ def _app(kwargs: dict[str, Any], *names: str) -> tuple[App, list[Any]]:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # emoji=False: a stored ":smile:" is text, not an emoji.
+    return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 # --- read side --------------------------------------------------------------
@@ -159,7 +209,7 @@ def render_top(tag: str, entries: list[Any]) -> None:
     if not entries:
         click.echo("no numeric results")
     for rank, e in enumerate(entries, 1):
-        click.echo(f"{rank:>3}. {e.value!r:<24} {tag}-{e.job_id}:{printable(e.key)}")
+        click.echo(f"{rank:>3}. {e.value!r:<24} {printable(f'{tag}-{e.job_id}:{e.key}')}")
 
 
 @cli.command()
@@ -190,7 +240,7 @@ def status(**kwargs: Any) -> None:
 def _print_results(prefix: str, items: dict[str, str]) -> None:
     for key, value in items.items():
         click.echo(f"Key:  {printable(prefix)}:{printable(key)}")
-        click.echo(f"Value: {printable(value)}")
+        click.echo(f"Value: {shown_value(value)}")
         click.echo("---")
 
 
@@ -244,11 +294,15 @@ def show(**kwargs: Any) -> None:
         if view.history:
             console.print("History:")
             for h in view.history:
-                line = f"  {h['at']}  {h['from'] or '(new)'} -> {h['to']}  by {h['by']}"
+                if isinstance(h, dict):  # entries written by hand may lack fields
+                    g = h.get
+                    line = f"  {g('at')}  {g('from') or '(new)'} -> {g('to')}  by {g('by')}"
+                else:
+                    line = f"  {json.dumps(h)}"
                 console.print(printable(line), markup=False)
         console.print(f"Results ({len(items)}):")
         for key, value in items.items():
-            console.print(f"  {printable(key)} = {printable(value)}", markup=False)
+            console.print(f"  {printable(key)} = {shown_value(value)}", markup=False)
 
     app.emit(
         {

@@ -134,7 +134,10 @@ def mask_url(url: str) -> str:
 
 
 def _check_url(url: str, where: str) -> None:
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # "redis://[::1" (Invalid IPv6 URL)
+        raise ConfigError(f'{where}: "url" is not a valid URL: {exc}') from exc
     if scheme not in _URL_SCHEMES:
         raise ConfigError(
             f'{where}: "url" must start with redis://, rediss:// or unix://, got {url!r}'
@@ -159,6 +162,15 @@ def _warn_if_exposed(path: Path, has_secret: bool, warnings: list[str]) -> None:
         )
 
 
+def _holds_secret(values: Mapping[str, str]) -> bool:
+    """A ``password``, or a URL carrying one (``user:pass@`` or ``?password=``)."""
+    url = values.get("url")
+    try:
+        return "password" in values or (url is not None and mask_url(url) != url)
+    except ValueError:  # not a URL at all: reported as such elsewhere
+        return False
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -175,6 +187,8 @@ def _load_toml(path: Path, warnings: list[str]) -> dict[str, str]:
         data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # a 4,300-digit integer, deep nesting
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     out: dict[str, str] = {}
     for key, value in data.items():
         if key not in _FILE_KEYS:
@@ -188,8 +202,11 @@ def _load_toml(path: Path, warnings: list[str]) -> dict[str, str]:
     # Relative paths are relative to the file: it is also found from subdirectories.
     for key in ("home", "password_file", "tls_ca_certs", "tls_certfile", "tls_keyfile"):
         if key in out:
-            out[key] = str((path.parent / Path(out[key]).expanduser()).resolve())
-    _warn_if_exposed(path, "password" in out, warnings)
+            try:
+                out[key] = str((path.parent / Path(out[key]).expanduser()).resolve())
+            except (ValueError, RuntimeError) as exc:  # a NUL byte; ~nosuchuser
+                raise ConfigError(f'{path}: "{key}" is not a usable path: {exc}') from exc
+    _warn_if_exposed(path, _holds_secret(out), warnings)
     return out
 
 
@@ -199,13 +216,16 @@ def _load_redis_json(path: Path, warnings: list[str]) -> dict[str, str]:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path.name}: invalid JSON: {exc.msg} (line {exc.lineno})") from exc
+    except (ValueError, RecursionError) as exc:  # a 4,300-digit integer, deep nesting
+        raise ConfigError(f"{path.name}: invalid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path.name}: expected a JSON object, got {type(data).__name__}")
     host = data.get("host", "localhost")
     if not isinstance(host, str) or not host:
         raise ConfigError(f'{path.name}: "host" must be a non-empty string, got {host!r}')
     port = data.get("port", 6379)
-    if isinstance(port, str) and port.isdigit():
+    # int() fails on "²" (a digit to isdigit) and on 4,300+ digits.
+    if isinstance(port, str) and port.isascii() and port.isdigit() and len(port) < 10:
         port = int(port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError(f'{path.name}: "port" must be an integer, got {json.dumps(port)}')
@@ -225,7 +245,7 @@ def _load_redis_json(path: Path, warnings: list[str]) -> dict[str, str]:
         if not isinstance(value, str):
             raise ConfigError(f'{path.name}: "{key}" must be a string, got {json.dumps(value)}')
         out[key] = value
-    _warn_if_exposed(path, "password" in out, warnings)
+    _warn_if_exposed(path, _holds_secret(out), warnings)
     return out
 
 
@@ -252,7 +272,7 @@ def _load_redis_config(path: Path, warnings: list[str]) -> dict[str, str]:
             except ValueError as exc:
                 raise ConfigError(f"{path.name}: cannot parse redis_cmd: {exc}") from exc
             out.update(_parse_redis_cli(argv, path))
-    _warn_if_exposed(path, "password" in out, warnings)
+    _warn_if_exposed(path, _holds_secret(out), warnings)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -16,7 +17,12 @@ from jobledger import embedded
 from jobledger.config import Settings, mask_url
 from jobledger.errors import RedisUnavailable
 
-__all__ = ["connect", "connection_target", "connection_url", "redis_errors"]
+__all__ = ["JOB_RECONNECT_S", "connect", "connection_target", "connection_url", "redis_errors"]
+
+# How long job code (the results API) keeps reconnecting to a Redis server that went
+# away (a restart loading its AOF, a failover) before a write raises: long enough for a
+# restart, so a job of hours does not die of it.  Commands keep failing fast (~1 s).
+JOB_RECONNECT_S = 60.0
 
 Redis = redis.Redis
 _ENCODER = Encoder("utf-8", "surrogateescape", False)  # type: ignore[no-untyped-call]
@@ -25,9 +31,18 @@ T = TypeVar("T")
 
 
 class _Refused(Exception):
-    """Carries an AuthenticationError through Retry, which retries every ConnectionError."""
+    """Carries an AuthenticationError or a refused certificate through Retry (which
+    retries every ConnectionError): both would be refused again."""
 
-    def __init__(self, error: redis.AuthenticationError) -> None:
+    def __init__(self, error: redis.ConnectionError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _GiveUp(Exception):
+    """Carries the last error out of Retry once the reconnect window has passed."""
+
+    def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -37,19 +52,38 @@ class _Retry(Retry):
 
     AuthenticationError subclasses ConnectionError, and redis-py nests a connect retry
     inside the command retry, so a wrong password took about 4 s of backoff to report.
+    With ``window_s``, retries go on until that many seconds have passed (instead of a
+    count, which the nesting would multiply).
     """
 
+    def __init__(self, backoff: Any, retries: int, *, window_s: float = 0.0) -> None:
+        super().__init__(backoff, retries)
+        self.window_s = window_s
+
     def call_with_retry(self, do: Callable[[], T], fail: Any, *args: Any, **kwargs: Any) -> T:
+        deadline = time.monotonic() + self.window_s
+
         def once() -> T:
             try:
                 return do()
             except redis.AuthenticationError as exc:  # the connection already cleaned up
                 raise _Refused(exc) from exc
+            except redis.ConnectionError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # a wrong CA or host: refused again
+                    raise _Refused(exc) from exc
+                raise
+
+        def fail_or_give_up(error: Exception, *more: Any) -> None:
+            fail(error, *more)  # disconnects the broken connection
+            if self.window_s and time.monotonic() >= deadline:
+                raise _GiveUp(error)
 
         try:
-            return super().call_with_retry(once, fail, *args, **kwargs)
+            return super().call_with_retry(once, fail_or_give_up, *args, **kwargs)
         except _Refused as refused:
             raise refused.error from None
+        except _GiveUp as gave_up:
+            raise gave_up.error from None
 
 
 def connection_url(settings: Settings) -> str:
@@ -66,7 +100,7 @@ def connection_target(settings: Settings) -> str:
     return mask_url(settings.url)
 
 
-def _client_kwargs(settings: Settings) -> dict[str, Any]:
+def _client_kwargs(settings: Settings, reconnect_s: float = 0.0) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "decode_responses": True,
         # Results may be arbitrary bytes: surrogateescape keeps them lossless as str.
@@ -77,7 +111,11 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 5,
         "socket_timeout": 30,
         "health_check_interval": 30,
-        "retry": _Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry": _Retry(
+            ExponentialBackoff(cap=1.0, base=0.05),
+            retries=-1 if reconnect_s else 3,  # -1: as long as the window lasts
+            window_s=reconnect_s,
+        ),
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
     }
     password = settings.effective_password()
@@ -86,6 +124,7 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.username is not None:
         kwargs["username"] = settings.username
     if settings.url and settings.url.startswith("rediss://"):
+        kwargs["ssl_check_hostname"] = True  # redis-py < 6 did not check it by default
         for ours, theirs in (
             ("tls_ca_certs", "ssl_ca_certs"),
             ("tls_certfile", "ssl_certfile"),
@@ -97,11 +136,15 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
     return kwargs
 
 
-def connect(settings: Settings, *, check: bool = True) -> Redis:
-    """A client for the configured server; with ``check`` a PING proves it answers."""
+def connect(settings: Settings, *, check: bool = True, reconnect_s: float = 0.0) -> Redis:
+    """A client for the configured server; with ``check`` a PING proves it answers.
+
+    ``reconnect_s`` > 0: each command keeps reconnecting that long before it fails
+    (job code, see JOB_RECONNECT_S); otherwise a few retries within about a second.
+    """
     url = connection_url(settings)
     with redis_errors(url):
-        client: Redis = redis.Redis.from_url(url, **_client_kwargs(settings))
+        client: Redis = redis.Redis.from_url(url, **_client_kwargs(settings, reconnect_s))
         if check:
             client.ping()
     return client

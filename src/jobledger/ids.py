@@ -19,8 +19,9 @@ __all__ = [
 # Tags end up in Redis key names, SCAN patterns, SLURM job names and file names:
 # a conservative ASCII alphabet keeps every one of those safe without escaping.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-# Plain (123), array task (123_4) and heterogeneous component (123+0) IDs.
-_JOB_ID = re.compile(r"(\d{1,18})(?:([_+])(\d{1,9}))?")
+# Plain (123), array task (123_4) and heterogeneous component (123+0) IDs; ASCII digits
+# only ("\d" would also take other scripts' digits, such as "١٢", which int() accepts).
+_JOB_ID = re.compile(r"([0-9]{1,18})(?:([_+])([0-9]{1,9}))?")
 _MAX_KEY_LEN = 1024
 
 
@@ -29,7 +30,12 @@ def _validate_name(kind: str, value: str) -> str:
         raise UsageError(f"{kind} must not be empty")
     if _NAME.fullmatch(value) is None:
         bad = next((c for c in value if not (c.isascii() and (c.isalnum() or c in "._-"))), None)
-        why = f"character {bad!r} is not allowed" if bad else "it must start with a letter or digit"
+        if bad:
+            why = f"character {bad!r} is not allowed"
+        elif len(value) > 100:
+            why = f"it is {len(value)} characters long"
+        else:
+            why = "it must start with a letter or digit"
         raise UsageError(
             f"invalid {kind} {value!r}: {why} (use letters, digits, '.', '_' and '-', "
             "at most 100 characters)"

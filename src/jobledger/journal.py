@@ -70,13 +70,14 @@ class Journal:
         """Record the journaled jobs meant for ``target`` in Redis, then drop their files.
 
         Entries for another server stay: replaying them here would file the jobs
-        in the wrong ledger.
+        in the wrong ledger.  Returns the entries this call recorded: a job that a
+        concurrent replay (or launch itself) recorded first is not reported again.
         """
         done = []
         for path, entry in self.pending():
             if entry.target not in ("", target):
                 continue
-            Ledger(client, entry.tag).record_submission(
+            added = Ledger(client, entry.tag).record_submission(
                 entry.job_id,
                 now=datetime.fromisoformat(entry.submitted_at),
                 by="journal",
@@ -84,5 +85,6 @@ class Journal:
             )
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            done.append(entry)
+            if added:
+                done.append(entry)
         return done

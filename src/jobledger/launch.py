@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import redis
 
 from jobledger import embedded
-from jobledger.config import Settings
+from jobledger.config import Settings, mask_url
 from jobledger.connection import connection_target
 from jobledger.errors import JobledgerError, ParseError, UsageError
 from jobledger.ids import validate_tag
@@ -61,9 +60,9 @@ def _connection_file(settings: Settings, url: str) -> Path:
     if password is not None:
         lines.append(f"password = {_toml_str(password)}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file may have a wider mode: narrow it before writing
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
-    path.chmod(0o600)
     return path
 
 
@@ -90,7 +89,7 @@ def job_environment(settings: Settings, tag: str, *, write: bool = True) -> dict
     has_secret = (
         settings.password is not None
         or settings.password_file is not None
-        or urlsplit(settings.url).password is not None
+        or mask_url(settings.url) != settings.url  # user:pass@ or ?password= in the URL
     )
     if has_secret:
         path = _connection_file(settings, settings.url) if write else _connection_path(settings)

@@ -77,7 +77,8 @@ class Scheduler(Protocol):
     def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]: ...
 
 
-_TIME_LIMIT = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+# ASCII digits, at most 9 per part: int() takes other scripts' digits, and fails on 4,300+.
+_TIME_LIMIT = re.compile(r"(?:([0-9]{1,9})-)?([0-9]{1,9})(?::([0-9]{1,9}))?(?::([0-9]{1,9}))?")
 _TIME_HELP = "use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
 
 
