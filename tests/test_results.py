@@ -136,3 +136,14 @@ def test_seed_results_of_ended_jobs_are_indexed_by_the_first_top(
     assert client.smembers("jobledger:t:index:1") == {"a"}
     client.delete("t-1:a")  # no SCAN now: job 1's results come from the index
     assert Results(jl_client, "t", "1").keys() == ["a"]
+
+
+def test_top_does_not_walk_the_keyspace_for_jobs_still_running(
+    jl_client: redis.Redis, client: redis.Redis
+) -> None:
+    Results(jl_client, "t", "1").set("a", 0.5)
+    client.sadd("t_ALL", "1", "2")
+    client.sadd("t_PENDING_AND_RUNNING", "2")  # pending: nothing written yet, no index
+    client.config_resetstat()
+    assert [e.key for e in top_results(jl_client, "t", 3)] == ["a"]
+    assert "cmdstat_scan" not in client.info("commandstats")

@@ -247,42 +247,51 @@ def scan_tag_results(client: redis.Redis, tag: str) -> Iterator[tuple[str, str, 
 def top_results(client: redis.Redis, tag: str, n: int = 3) -> list[TopEntry]:
     """The ``n`` highest numeric results across all jobs of ``tag``, highest first.
 
-    Indexed results come from one sorted set.  Jobs of ``<tag>_ALL`` without an
-    index (written by the seed scripts or redis-cli) cost one SCAN of the
-    keyspace; what that SCAN finds for jobs that have ended is indexed on the
-    spot, so the walk happens once per batch of finished jobs, not on every call.
+    Indexed results come from one sorted set.  Jobs of ``<tag>_ALL`` that have
+    ended without an index (written by the seed scripts or redis-cli) cost one
+    SCAN of the keyspace, which indexes what they wrote, so the walk happens once
+    per batch of such jobs.  Jobs still running without an index are not walked
+    for (they may sit pending for hours): their values appear once they end, or
+    with ``Results(...).top()`` for the one job.
     """
     validate_tag(tag)
     legacy = {str(j) for j in client.sdiff([keys.all_set(tag), keys.indexed_jobs(tag)])}
-    running: set[str] = set()
+    extra: list[TopEntry] = []
     if legacy:
         running = {str(j) for j in client.smembers(keys.state_set(tag, State.PENDING_AND_RUNNING))}
-        found = [(f, j, k) for f, j, k in scan_tag_results(client, tag) if j in legacy]
-        values = client.mget([f for f, _, _ in found]) if found else []
-        with client.pipeline(transaction=False) as pipe:
-            for (_, job_id, key), value in zip(found, values, strict=True):
-                if value is None or job_id in running:
-                    continue
-                pipe.sadd(keys.result_index(tag, job_id), key)
-                number = as_number(value)
-                if number is not None:
-                    pipe.zadd(keys.job_numeric(tag, job_id), {key: number})
-                    pipe.zadd(keys.tag_numeric(tag), {keys.tag_numeric_member(job_id, key): number})
-            if legacy - running:
-                pipe.sadd(keys.indexed_jobs(tag), *(legacy - running))
-            pipe.execute()
+        if legacy - running:
+            extra = _index_ended(client, tag, legacy, running)
     pairs = _pairs(client.zrevrange(keys.tag_numeric(tag), 0, n - 1, withscores=True))
     entries = []
     for member, score in pairs:
         job_id, _, key = member.partition(":")
         entries.append(TopEntry(job_id, key, score))
-    if running & legacy:  # still writing without the index: read them as they are
+    return sorted(entries + extra, key=lambda e: e.value, reverse=True)[:n]
+
+
+def _index_ended(
+    client: redis.Redis, tag: str, legacy: set[str], running: set[str]
+) -> list[TopEntry]:
+    """Walk the keyspace once: index what ended unindexed jobs wrote; return running ones'."""
+    found = [(f, j, k) for f, j, k in scan_tag_results(client, tag) if j in legacy]
+    values = client.mget([f for f, _, _ in found]) if found else []
+    still_writing: list[TopEntry] = []
+    with client.pipeline(transaction=False) as pipe:
         for (_, job_id, key), value in zip(found, values, strict=True):
-            number = as_number(value)
-            if job_id in running and number is not None:
-                entries.append(TopEntry(job_id, key, number))
-        entries.sort(key=lambda e: e.value, reverse=True)
-    return entries[:n]
+            number = as_number(value) if value is not None else None
+            if job_id in running:
+                if number is not None:  # the walk happened anyway: show them too
+                    still_writing.append(TopEntry(job_id, key, number))
+                continue
+            if value is None:
+                continue
+            pipe.sadd(keys.result_index(tag, job_id), key)
+            if number is not None:
+                pipe.zadd(keys.job_numeric(tag, job_id), {key: number})
+                pipe.zadd(keys.tag_numeric(tag), {keys.tag_numeric_member(job_id, key): number})
+        pipe.sadd(keys.indexed_jobs(tag), *(legacy - running))
+        pipe.execute()
+    return still_writing
 
 
 def purge_results(client: redis.Redis, tag: str) -> int:
