@@ -10,6 +10,7 @@ ledger.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import uuid
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 import redis
 
@@ -43,48 +44,80 @@ class Journal:
     def __init__(self, home: Path) -> None:
         self.dir = home / ".jobledger" / "journal"
 
-    def write(self, entry: JournalEntry) -> Path:
-        """Persist an entry durably (fsync) before anything else is attempted."""
+    def write(self, entry: JournalEntry) -> Held:
+        """Persist an entry durably (fsync), locked until its writer lets go of it.
+
+        The lock (taken before the file gets its final name) keeps replays from
+        recording the job while launch itself is about to, so the history says
+        ``launch`` and not ``journal`` for a launch that went through.
+        """
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"{entry.tag}-{entry.job_id}-{uuid.uuid4().hex[:8]}.json"
         tmp = self.dir / f".{name}.tmp"
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(asdict(entry), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fh = tmp.open("w", encoding="utf-8")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        json.dump(asdict(entry), fh)
+        fh.flush()
+        os.fsync(fh.fileno())
         path = self.dir / name
         tmp.replace(path)
-        return path
+        return Held(path, fh)
 
-    def pending(self) -> Iterator[tuple[Path, JournalEntry]]:
-        if not self.dir.is_dir():
-            return
-        for path in sorted(self.dir.glob("*.json")):
-            try:
-                data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-                yield path, JournalEntry(**data)
-            except (OSError, ValueError, TypeError):
-                continue  # vanished (replayed by another process) or being written
+    def pending(self) -> Iterator[Path]:
+        if self.dir.is_dir():
+            yield from sorted(self.dir.glob("*.json"))
 
     def replay(self, client: redis.Redis, target: str) -> list[JournalEntry]:
         """Record the journaled jobs meant for ``target`` in Redis, then drop their files.
 
         Entries for another server stay: replaying them here would file the jobs
-        in the wrong ledger.  Returns the entries this call recorded: a job that a
-        concurrent replay (or launch itself) recorded first is not reported again.
+        in the wrong ledger.  Entries locked by a launch in progress are skipped.
+        Returns the entries this call recorded: a job that a concurrent replay
+        (or launch itself) recorded first is not reported again.
         """
         done = []
-        for path, entry in self.pending():
-            if entry.target not in ("", target):
-                continue
-            added = Ledger(client, entry.tag).record_submission(
-                entry.job_id,
-                now=datetime.fromisoformat(entry.submitted_at),
-                by="journal",
-                fields=entry.fields,
-            )
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        for path in self.pending():
+            try:
+                fh = path.open(encoding="utf-8")
+            except OSError:
+                continue  # replayed and removed by another process meanwhile
+            with fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its launch is still recording it
+                try:
+                    entry = JournalEntry(**json.load(fh))
+                except (ValueError, TypeError):
+                    continue  # not ours to judge: left for a human
+                if entry.target not in ("", target):
+                    continue
+                added = Ledger(client, entry.tag).record_submission(
+                    entry.job_id,
+                    now=datetime.fromisoformat(entry.submitted_at),
+                    by="journal",
+                    fields=entry.fields,
+                )
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             if added:
                 done.append(entry)
         return done
+
+
+@dataclass
+class Held:
+    """A journal entry its writer still holds locked."""
+
+    path: Path
+    handle: IO[str]
+
+    def done(self) -> None:
+        """The job is in the ledger: drop the entry."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self.handle.close()
+
+    def keep(self) -> None:
+        """Redis did not take the job: leave the entry for a replay."""
+        self.handle.close()

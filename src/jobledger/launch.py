@@ -8,7 +8,6 @@ the journal entry, which the next command that reaches Redis replays.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -166,7 +165,7 @@ def launch(
         fields["cluster"] = submission.cluster
     journal = Journal(settings.home_dir)
     target = connection_target(settings)
-    paths = [
+    held = [
         journal.write(JournalEntry(tag, job_id, isoformat(now), fields, target))
         for job_id in submission.job_ids
     ]
@@ -178,6 +177,8 @@ def launch(
                 ledger.record_submission(job_id, now=now, fields=fields, pipeline=pipe)
             pipe.execute()
     except (JobledgerError, redis.RedisError) as exc:
+        for entry in held:
+            entry.keep()
         note = (
             f"Redis unavailable ({exc}); job(s) {', '.join(submission.job_ids)} journaled in "
             f"{journal.dir} and will be recorded by the next jobledger command that reaches Redis"
@@ -185,8 +186,7 @@ def launch(
         return LaunchResult(
             submission.job_ids, scheduler.name, recorded=False, journal_note=note, warnings=warnings
         )
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    for entry in held:
+        entry.done()
     journal.replay(client, target)  # earlier launches that Redis missed
     return LaunchResult(submission.job_ids, scheduler.name, recorded=True, warnings=warnings)
