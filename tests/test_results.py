@@ -147,3 +147,14 @@ def test_top_does_not_walk_the_keyspace_for_jobs_still_running(
     client.config_resetstat()
     assert [e.key for e in top_results(jl_client, "t", 3)] == ["a"]
     assert "cmdstat_scan" not in client.info("commandstats")
+
+
+def test_jobledger_results_stays_the_function_after_every_import() -> None:
+    import importlib
+
+    import jobledger
+
+    for name in ("jobledger.results", "jobledger.cli", "jobledger.schedulers.local"):
+        importlib.import_module(name)
+    assert callable(jobledger.results)
+    assert jobledger.results.__module__ == "jobledger"

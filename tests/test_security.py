@@ -44,7 +44,7 @@ WARNING = "jobledger: warning: "
 # A password with characters that need care in a URL, in TOML and in a file.
 ODD_PASSWORD = 'p@ss w:rd/%"x'
 
-# The least-privilege job user of docs/reliability-security.md for tag "t": read/write
+# The least-privilege job user of docs/reliability.md (Security) for tag "t": read/write
 # its results and their indexes, read (only) its ledger sets, nothing else.
 JOB_KEYS = (
     "resetkeys",

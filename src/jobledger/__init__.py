@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
+from jobledger.config import Settings
 from jobledger.errors import (
     ConfigError,
     InvalidValue,
@@ -22,28 +22,13 @@ from jobledger.errors import (
     SchedulerError,
     UsageError,
 )
+from jobledger.ids import validate_job_id, validate_tag
+
+# Imported before ``def results`` below on purpose: importing the submodule
+# jobledger.results binds the package attribute ``results`` to the module, so it
+# must happen first for the function to win (a lazy import would undo it later).
+from jobledger.results import Results, TopEntry
 from jobledger.states import State
-
-if TYPE_CHECKING:
-    from jobledger.config import Settings
-    from jobledger.results import Results, TopEntry
-
-# Importing the package stays cheap (no redis-py, no config parsing): the local
-# scheduler's supervisor, one process per job, imports jobledger.schedulers.local.
-_LAZY = {
-    "Results": "jobledger.results",
-    "TopEntry": "jobledger.results",
-    "Settings": "jobledger.config",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'jobledger' has no attribute {name!r}")
-
 
 __all__ = [
     "ConfigError",
@@ -89,8 +74,6 @@ def results(
 ) -> Results:
     """The results namespace of this job (found from the environment) or of the job named."""
     from jobledger.config import resolve
-    from jobledger.ids import validate_job_id, validate_tag
-    from jobledger.results import Results
 
     env_tag, env_job = job_from_env()
     settings = settings or resolve()

@@ -52,8 +52,8 @@ class _Retry(Retry):
 
     AuthenticationError subclasses ConnectionError, and redis-py nests a connect retry
     inside the command retry, so a wrong password took about 4 s of backoff to report.
-    With ``window_s``, retries go on until that many seconds have passed (instead of a
-    count, which the nesting would multiply).
+    With ``window_s``, retries go on until that many seconds have passed: a time
+    budget, which nested retries cannot multiply as they do a count.
     """
 
     def __init__(self, backoff: Any, retries: int, *, window_s: float = 0.0) -> None:

