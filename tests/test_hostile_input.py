@@ -211,12 +211,9 @@ def test_hostile_tags_are_refused_before_anything_is_read_or_written(
         cases.append((("cleanup", "--purge-results", "--yes", f"--tag={tag}"), tag_complaint(tag)))
     for argv in [
         ("last",),
-        ("show", "1"),
-        ("top",),
         ("top", "--job", "1"),
         ("cancel", "1"),
         ("track", "--once"),
-        ("adopt", "--scheduler", "local"),
         ("launch", "--scheduler", "local", "job.sh"),
     ]:
         cases.append(((*argv, "--tag=a*"), tag_complaint("a*")))
@@ -466,9 +463,8 @@ def test_control_characters_and_nul_in_stored_values_print_escaped_on_one_line(
 
 
 def test_invalid_utf8_stored_by_another_client_displays_as_escapes_and_strict_json(
-    cli: CLI, server: Server
+    run: CLI, raw: redis.Redis
 ) -> None:
-    raw = redis.Redis.from_url(server.url)
     raw.sadd("t_ALL", b"5", b"\xff7")  # and a member that is not even text
     raw.sadd("t_COMPLETED", b"5", b"\xff7")  # ended without an index: top indexes them
     raw.set(b"t-5:bad\xff", b"\xfe\xffok\xc3")
@@ -485,10 +481,9 @@ def test_invalid_utf8_stored_by_another_client_displays_as_escapes_and_strict_js
         ("keys", "--namespace=ns"),
         ("status", "--tag=t"),
     ]
-    human = run_all(cli, argvs)
-    as_json = run_all(cli, [(*argv, "--json") for argv in argvs])
+    human = run_all(run, argvs)
+    as_json = run_all(run, [(*argv, "--json") for argv in argvs])
     indexes_added_only(before, snapshot(raw), b"jobledger:t:")
-    raw.close()
 
     show, last, top, get, keys, status = map(ok, human)
     assert show[-3:] == ["Results (2):", "  bad\\xff = \\xfe\\xffok\\xc3", "  num\\xfe = 2.5"]
@@ -540,14 +535,13 @@ def test_ledger_entries_of_the_wrong_shape_written_by_hand(run: CLI, raw: redis.
             ("status", "--tag=u"),
         ],
     )
-    assert ok(two)[-3:] == ["History:", "  []", "Results (0):"]
-    assert ok(three)[-3:] == ["History:", "  None  (new) -> None  by None", "Results (0):"]
+    assert ok(two)[-3:] == ["History:", "  ?  ? -> ?  by unreadable entry '[]'", "Results (0):"]
+    assert ok(three)[-3:] == ["History:", "  ?  ? -> ?  by ?", "Results (0):"]
     assert "WRONGTYPE" in refused(four, 1)
     assert "WRONGTYPE" in refused(status, 1)
     assert snapshot(raw) == before
 
 
-@pytest.mark.xfail(strict=True, reason="Ledger.job() json.loads()s history entries unguarded")
 def test_a_history_entry_that_is_not_json_is_one_line(run: CLI, raw: redis.Redis) -> None:
     raw.sadd("t_ALL", "1")
     raw.rpush("jobledger:t:history:1", "garbage")

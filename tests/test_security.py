@@ -63,7 +63,6 @@ JOB_COMMANDS = (
     "+set",
     "+del",
     "+incrby",
-    "+incrbyfloat",
     "+sadd",
     "+srem",
     "+smembers",

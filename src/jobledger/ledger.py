@@ -81,6 +81,17 @@ def _flatten(fields: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _history_entry(raw: str) -> dict[str, str]:
+    """One history list entry; an entry some other writer mangled is shown, not fatal."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict):
+        return {"from": "?", "to": "?", "at": "?", "by": f"unreadable entry {raw[:80]!r}"}
+    return {k: str(entry.get(k, "?")) for k in ("from", "to", "at", "by")}
+
+
 @dataclass(frozen=True)
 class Transition:
     """One requested move of a job from one state set to another."""
@@ -254,7 +265,7 @@ class Ledger:
             states=states,
             in_all=bool(in_all),
             record=dict(record),
-            history=[json.loads(h) for h in history],
+            history=[_history_entry(h) for h in history],
         )
 
     def tracker_status(self) -> dict[str, str]:
