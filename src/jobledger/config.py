@@ -15,7 +15,7 @@ import shlex
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -380,10 +380,3 @@ def resolve(
         warnings=tuple(warnings),
     )
     return settings
-
-
-def with_overrides(settings: Settings, **changes: Any) -> Settings:
-    """A copy of ``settings`` with some values replaced (source: 'command line')."""
-    sources = dict(settings.sources)
-    sources.update({k: "command line" for k in changes})
-    return replace(settings, sources=sources, **changes)
