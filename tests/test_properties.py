@@ -49,6 +49,7 @@ from jobledger.schedulers.slurm_parsers import (
     parse_squeue,
 )
 from jobledger.states import State
+from test_slurm_parsers import STATE_TABLE
 
 FAST = settings(max_examples=100, deadline=None)
 SLOW = settings(  # examples that talk to a real Redis server (run once per server kind)
@@ -182,22 +183,9 @@ def test_parsers_on_random_text_raise_only_parse_error(text: str) -> None:
 
 # --- parsers: valid lines round-trip -------------------------------------------------------
 
-STATE_WORDS = [  # long name, squeue code, ledger state
-    ("PENDING", "PD", State.PENDING_AND_RUNNING),
-    ("RUNNING", "R", State.PENDING_AND_RUNNING),
-    ("REQUEUED", "RQ", State.PENDING_AND_RUNNING),
-    ("COMPLETING", "CG", State.PENDING_AND_RUNNING),
-    ("COMPLETED", "CD", State.COMPLETED),
-    ("FAILED", "F", State.FAILED),
-    ("TIMEOUT", "TO", State.TIMEOUT),
-    ("CANCELLED", "CA", State.CANCELLED),
-    ("OUT_OF_MEMORY", "OOM", State.OUT_OF_MEMORY),
-    ("NODE_FAIL", "NF", State.NODE_FAIL),
-    ("PREEMPTED", "PR", State.PREEMPTED),
-    ("BOOT_FAIL", "BF", State.BOOT_FAIL),
-    ("DEADLINE", "DL", State.DEADLINE),
-    ("REVOKED", "RV", State.CANCELLED),
-]
+# Every SLURM state word with its squeue code and ledger state: the literal table
+# the parser tests already spell out.
+STATE_WORDS = STATE_TABLE
 TIMES = st.one_of(
     st.sampled_from(["Unknown", "None", ""]),
     st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)).map(
