@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -142,14 +143,19 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def cli(server: Server, client: redis.Redis, tmp_path: Path) -> CLI:
-    """The jobledger command pointed at the session's real server by JOBLEDGER_URL."""
+def cli_for(url: str, tmp_path: Path) -> CLI:
+    """The jobledger command in a scratch experiment directory, pointed at ``url``."""
     env = _clean_env(tmp_path)
-    env["JOBLEDGER_URL"] = server.url
+    env["JOBLEDGER_URL"] = url
     work = tmp_path / "exp"
     work.mkdir()
     return CLI(work, env)
+
+
+@pytest.fixture
+def cli(server: Server, client: redis.Redis, tmp_path: Path) -> CLI:
+    """The jobledger command pointed at the session's real server by JOBLEDGER_URL."""
+    return cli_for(server.url, tmp_path)
 
 
 @pytest.fixture
@@ -195,3 +201,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slurm"):
             item.fixturenames.append("slurm_cluster")  # type: ignore[attr-defined]
+
+
+CLUSTER_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "slurm-cluster.sh"
+
+
+def run_cluster_script(*args: str, timeout_s: float) -> str | None:
+    """Run ``scripts/slurm-cluster.sh ARGS``: None on success, else what went wrong.
+
+    The script waits (flock) for any other run of itself, so on timeout its whole
+    process group is killed: no stray ``flock`` is left waiting.
+    """
+    argv = ["bash", str(CLUSTER_SCRIPT), *args]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return f"{' '.join(argv)} did not finish in {timeout_s:.0f} s: {out}"
+    return None if proc.returncode == 0 else f"{' '.join(argv)} exit {proc.returncode}: {out}"

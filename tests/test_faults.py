@@ -37,13 +37,11 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from conftest import CLI, Server, free_port, start_server
+from conftest import CLI, Server, free_port, run_cluster_script, start_server
 from jobledger.journal import Journal, JournalEntry
 from jobledger.ledger import Ledger, isoformat
 from jobledger.states import State
 
-REPO = Path(__file__).resolve().parents[1]
-CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster.sh"
 CLUSTER_LOCK = Path("/run/lock/jobledger-slurm-cluster.lock")
 REDIS_SERVER = "/usr/bin/redis-server"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -1199,20 +1197,9 @@ def test_sigkilled_slurm_jobs_are_filed_as_sacct_says(
 
 
 def cluster(*args: str, timeout_s: float = 240) -> None:
-    """``scripts/slurm-cluster.sh ARGS``; its own process group, killed on timeout."""
-    argv = ["bash", str(CLUSTER_SCRIPT), *args]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        raise AssertionError(
-            f"{' '.join(argv)} did not finish in {timeout_s:.0f} s: {out}"
-        ) from None
-    assert proc.returncode == 0, f"{' '.join(argv)} exit {proc.returncode}: {out}"
+    """``scripts/slurm-cluster.sh ARGS``, failing the test if it fails or hangs."""
+    problem = run_cluster_script(*args, timeout_s=timeout_s)
+    assert problem is None, problem
 
 
 def cluster_usable() -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import CLI, Run, Server, _clean_env, start_server
+from conftest import CLI, Run, Server, cli_for, start_server
 from jobledger.config import Settings
 from jobledger.connection import connect
 from jobledger.errors import UsageError
@@ -84,11 +84,7 @@ def jl(hostile_server: Server, raw: redis.Redis) -> Iterator[redis.Redis]:
 @pytest.fixture
 def run(hostile_server: Server, raw: redis.Redis, tmp_path: Path) -> CLI:
     """The jobledger command pointed at the module server by JOBLEDGER_URL."""
-    env = _clean_env(tmp_path)
-    env["JOBLEDGER_URL"] = hostile_server.url
-    work = tmp_path / "exp"
-    work.mkdir()
-    return CLI(work, env)
+    return cli_for(hostile_server.url, tmp_path)
 
 
 def in_dir(cli: CLI, path: Path) -> CLI:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,12 +27,10 @@ from typing import Any
 
 import pytest
 
-from conftest import CLI, Server, start_server
+from conftest import CLI, Server, run_cluster_script, start_server
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[1]
-CLUSTER_SCRIPT = REPO / "scripts" / "slurm-cluster.sh"
 FAILURE_SETS = ("FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "LOST")
 SACCT_DUMP = "JobID,JobName,State,ExitCode,Reason,Submit,Start,End"
 
@@ -443,22 +440,8 @@ def test_time_limit_is_filed_timeout(jl: CLI, early: Early) -> None:
 
 
 def _accounting(action: str, timeout_s: float) -> str | None:
-    """Run ``slurm-cluster.sh accounting ACTION``; None on success, else what went wrong.
-
-    The script waits (flock) for any other slurm-cluster.sh run, so a timeout kills its
-    whole process group: no stray ``flock`` is left waiting.
-    """
-    argv = ["bash", str(CLUSTER_SCRIPT), "accounting", action]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return f"{' '.join(argv)} did not finish in {timeout_s:.0f} s: {out}"
-    return None if proc.returncode == 0 else f"{' '.join(argv)} exit {proc.returncode}: {out}"
+    """Run ``slurm-cluster.sh accounting ACTION``; None on success, else what went wrong."""
+    return run_cluster_script("accounting", action, timeout_s=timeout_s)
 
 
 def _restore_accounting() -> None:
