@@ -135,11 +135,31 @@ class CLI:
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
+# On a new machine no Python outside .venv has jobledger: job scripts must call
+# "$JOBLEDGER_PYTHON".  The CLI's PATH starts with these stand-ins, so a job script that
+# calls a bare python fails here as it would there, whatever this machine has installed.
+_BARE_PYTHON = r"""#!/bin/sh
+echo "tests: a job script called a bare '$(basename "$0")'; use \"\$JOBLEDGER_PYTHON\"" >&2
+exit 127
+"""
+
+
+def _no_bare_python(directory: Path) -> Path:
+    directory.mkdir(exist_ok=True)
+    for name in ("python", "python3"):
+        shim = directory / name
+        shim.write_text(_BARE_PYTHON)
+        shim.chmod(0o755)
+    return directory
+
+
 def _clean_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBLEDGER_", "SLURM_"))}
     env.pop("REDIS_URL", None)
     env["HOME"] = str(tmp_path / "home")
     (tmp_path / "home").mkdir(exist_ok=True)
+    shims = _no_bare_python(tmp_path / "no-bare-python")
+    env["PATH"] = f"{shims}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
 
 
