@@ -11,7 +11,6 @@ a tag. Figures go to docs/benchmarks.md with the command that produced them.
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import subprocess
 import tempfile
@@ -24,7 +23,7 @@ import redis
 
 from jobledger.ledger import Ledger
 from jobledger.results import Results, top_results
-from jobledger.schedulers.local import LocalScheduler
+from jobledger.schedulers.local import LocalScheduler, write_job_files
 from jobledger.tracker import Tracker, TrackerSettings
 
 NOW = datetime.now(timezone.utc)
@@ -83,21 +82,24 @@ def main() -> None:
             ledger = Ledger(client, "bench")
             ids = [str(i) for i in range(1, n + 1)]
 
+            fields = {
+                job_id: write_job_files(
+                    home,
+                    job_id,
+                    {"state": "COMPLETED", "exit_code": 0, "ended_at": NOW.isoformat()},
+                )
+                for job_id in ids
+            }
+
             def submit() -> None:
                 with client.pipeline(transaction=False) as pipe:
                     for job_id in ids:
                         ledger.record_submission(
-                            job_id, now=NOW, pipeline=pipe, fields={"scheduler": "local"}
+                            job_id, now=NOW, pipeline=pipe, fields=fields[job_id]
                         )
                     pipe.execute()
 
             timed(f"record {n:,} submissions (pipelined Lua)", submit, unit_count=n)
-            for job_id in ids:
-                d = home / ".jobledger" / "local" / job_id
-                d.mkdir(parents=True)
-                (d / "state.json").write_text(
-                    json.dumps({"state": "COMPLETED", "exit_code": 0, "ended_at": NOW.isoformat()})
-                )
             local = LocalScheduler(home)
             tracker = Tracker(
                 client,

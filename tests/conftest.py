@@ -160,6 +160,9 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "home").mkdir(exist_ok=True)
     shims = _no_bare_python(tmp_path / "no-bare-python")
     env["PATH"] = f"{shims}:{env.get('PATH', '/usr/bin:/bin')}"
+    # Many tests hold several local jobs running at once (a gate, a cancel); the queue's
+    # own tests set --max-running, and its default (the CPU count) has a test of its own.
+    env["JOBLEDGER_LOCAL_MAX_RUNNING"] = "64"
     return env
 
 

@@ -410,7 +410,7 @@ def test_cleanup_purge_results_removes_that_tags_results_only(
 
 
 def config_row(name: str, value: str, source: str) -> str:
-    return f"{name:<14} {value:<50} {source}".rstrip()
+    return f"{name:<17} {value:<50} {source}".rstrip()
 
 
 def test_config_shows_each_setting_and_its_source_with_the_password_masked(
@@ -436,6 +436,7 @@ def test_config_shows_each_setting_and_its_source_with_the_password_masked(
         config_row("tls_keyfile", "", ""),
         config_row("scheduler", default_name(), f"default ({_sbatch_reason()})"),
         config_row("home", str(bare_cli.cwd), "current directory"),
+        config_row("local_max_running", "64", "env JOBLEDGER_LOCAL_MAX_RUNNING"),
         config_row("config_file", "", ""),
     ]
     data = parsed(as_json)

@@ -332,7 +332,9 @@ def test_unknown_key_in_jobledger_toml_is_an_error_naming_the_key(exp: Path, no_
     toml = write(exp / "jobledger.toml", 'tag = "t"\nhots = "typo"\n')
     with pytest.raises(ConfigError) as info:
         resolve({}, env=NO_ENV, cwd=exp, user_config=no_user)
-    assert str(info.value).startswith(f'{toml}: unknown setting "hots" (known: home, namespace,')
+    assert str(info.value).startswith(
+        f'{toml}: unknown setting "hots" (known: home, local_max_running, namespace,'
+    )
 
 
 def test_non_string_value_in_jobledger_toml_is_an_error(exp: Path, no_user: Path) -> None:

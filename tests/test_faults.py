@@ -40,6 +40,8 @@ import redis
 from conftest import CLI, Server, free_port, run_cluster_script, start_server
 from jobledger.journal import Journal, JournalEntry
 from jobledger.ledger import Ledger, isoformat
+from jobledger.process import identity
+from jobledger.schedulers.local import task_state_path, write_job_files
 from jobledger.states import State
 
 CLUSTER_LOCK = Path("/run/lock/jobledger-slurm-cluster.lock")
@@ -193,29 +195,24 @@ def jobledger_argv(*args: str) -> list[str]:
 # --- local-scheduler jobs written directly --------------------------------------------
 
 
-def write_local_state(home: Path, job_id: str, raw: str) -> None:
-    """A state file as the local scheduler's supervisor leaves it (RUNNING: this process)."""
-    job_dir = home / ".jobledger" / "local" / job_id
-    job_dir.mkdir(parents=True, exist_ok=True)
+def write_local_state(home: Path, job_id: str, raw: str) -> dict[str, str]:
+    """Files as the local scheduler leaves them (RUNNING: run by this process); record fields."""
     state: dict[str, Any] = {"state": raw, "started_at": NOW.isoformat(), "node": "n1"}
     if raw == "RUNNING":
-        state.update(supervisor_pid=os.getpid(), pid=os.getpid())
+        state.update(pid=os.getpid())
     else:
         state.update(ended_at=NOW.isoformat(), exit_code=int(raw != "COMPLETED"), signal=0)
-    tmp = job_dir / "state.json.tmp"
-    tmp.write_text(json.dumps(state))
-    tmp.replace(job_dir / "state.json")
+    return write_job_files(home, job_id, state, supervisor=identity(os.getpid()))
 
 
 def add_local_jobs(client: redis.Redis, tag: str, home: Path, jobs: Mapping[str, str]) -> None:
-    """Record ``jobs`` (ID -> local state) as launch does, then write their state files."""
+    """Write ``jobs``' files (ID -> local state), then record them as launch does."""
+    fields = {job_id: write_local_state(home, job_id, raw) for job_id, raw in jobs.items()}
     ledger = Ledger(client, tag)
     with client.pipeline(transaction=False) as pipe:
         for job_id in jobs:
-            ledger.record_submission(job_id, now=NOW, fields={"scheduler": "local"}, pipeline=pipe)
+            ledger.record_submission(job_id, now=NOW, fields=fields[job_id], pipeline=pipe)
         pipe.execute()
-    for job_id, raw in jobs.items():
-        write_local_state(home, job_id, raw)
 
 
 def filed_as(raw: str) -> str:
@@ -663,7 +660,10 @@ def test_tracker_daemon_resumes_after_redis_restarts(tmp_path: Path) -> None:
 
 # --- fault 3: Redis down while jobs are launched -------------------------------------
 
-ANNOUNCED = re.compile(r"^jobledger: recorded job (\S+) of tag (\S+) from the journal$")
+ANNOUNCED = re.compile(
+    r"^jobledger: recorded (?:job (?P<one>\S+)|(?P<n>\d+) jobs (?P<first>\S+)\.\.\S+) "
+    r"of tag (\S+) from the journal$"
+)
 
 
 def test_jobs_launched_while_redis_is_down_are_journaled_and_replayed_once(
@@ -699,6 +699,7 @@ def test_jobs_launched_while_redis_is_down_are_journaled_and_replayed_once(
         for script, *extra in launches
     ]
     ids: list[str] = []
+    submissions: dict[str, int] = {}  # first job ID -> how many jobs
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -706,12 +707,13 @@ def test_jobs_launched_while_redis_is_down_are_journaled_and_replayed_once(
         data = json.loads(out)
         assert data["recorded"] is False
         ids += data["job_ids"]
+        submissions[data["job_ids"][0]] = len(data["job_ids"])
     [writer_id] = json.loads(out)["job_ids"]
     assert len(ids) == len(set(ids)) == 6
     journal = jl.cwd / ".jobledger" / "journal"
-    assert len(list(journal.glob("*.json"))) == 6
-    state = jl.cwd / ".jobledger" / "local" / writer_id / "state.json"
-    wait_for(lambda: b"RUNNING" in state.read_bytes(), 60, "the writing job to start")
+    assert len(list(journal.glob("*.json"))) == 3  # one entry per submission, arrays included
+    state = task_state_path(jl.cwd / ".jobledger" / "local" / writer_id, writer_id)
+    wait_for(lambda: state.exists() and b"RUNNING" in state.read_bytes(), 60, "the job to start")
     time.sleep(3)  # the outage goes on: the job is already waiting for Redis
     try:
         srv.start()
@@ -731,9 +733,12 @@ def test_jobs_launched_while_redis_is_down_are_journaled_and_replayed_once(
         for reader in readers:
             out, err = reader.communicate(timeout=120)
             assert reader.returncode == 0, err
-            announced.update(m.group(1) for m in map(ANNOUNCED.match, err.splitlines()) if m)
+            for m in filter(None, map(ANNOUNCED.match, err.splitlines())):
+                first = m["one"] or m["first"]
+                announced[first] += 1
+                assert submissions[first] == int(m["n"] or 1), m.group(0)
         assert not list(journal.glob("*.json"))
-        assert sorted(announced) == sorted(ids), announced
+        assert sorted(announced) == sorted(submissions), announced
         assert set(announced.values()) == {1}, f"announced more than once: {announced}"
         client = srv.client()
         submits = Counter(
@@ -765,7 +770,7 @@ def test_concurrent_journal_replays_record_and_report_each_job_once(
     journal = Journal(tmp_path)
     ids = [str(i) for i in range(1, 301)]
     for job_id in ids:
-        entry = JournalEntry(tag, job_id, isoformat(NOW), {"scheduler": "local"})
+        entry = JournalEntry(tag, (job_id,), isoformat(NOW), {"scheduler": "local"})
         journal.write(entry).keep()  # as a launch that could not reach Redis leaves it
     start = threading.Barrier(6)
 
@@ -773,7 +778,7 @@ def test_concurrent_journal_replays_record_and_report_each_job_once(
         client = redis.Redis.from_url(server.url, decode_responses=True)
         try:
             start.wait(timeout=30)
-            return [e.job_id for e in Journal(tmp_path).replay(client, server.url)]
+            return [j for e in Journal(tmp_path).replay(client, server.url) for j in e.job_ids]
         finally:
             client.close()
 
@@ -1084,10 +1089,13 @@ def test_sigkilled_local_jobs_are_filed_by_their_scheduler_state(
     states = {}
     for what, job_id in ids.items():
         wait_for((cli.cwd / f"ready-{job_id}").exists, 60, f"job {job_id} ({what}) to start")
-        state_file = cli.cwd / ".jobledger" / "local" / job_id / "state.json"
-        states[what] = json.loads(state_file.read_text())
+        local_dir = cli.cwd / ".jobledger" / "local" / job_id
+        states[what] = json.loads(task_state_path(local_dir, job_id).read_text())
         assert states[what]["state"] == "RUNNING", states[what]
-    os.kill(states["supervisor"]["supervisor_pid"], signal.SIGKILL)
+    supervisor = json.loads(
+        (cli.cwd / ".jobledger" / "local" / ids["supervisor"] / "supervisor.json").read_text()
+    )
+    os.kill(supervisor["pid"], signal.SIGKILL)
     for state in states.values():
         os.killpg(state["pid"], signal.SIGKILL)  # the job's process group: script and children
 

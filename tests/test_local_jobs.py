@@ -59,7 +59,7 @@ def test_job_results_are_readable_with_show_and_last(cli: CLI) -> None:
     script = write_script(
         cli.cwd,
         "job.sh",
-        "\"$JOBLEDGER_PYTHON\" -c \"import jobledger; r = jobledger.results(); r.set('reward', 0.75)\"\n"
+        '"$JOBLEDGER_PYTHON" -c "import jobledger; jobledger.results().set(\'reward\', 0.75)"\n'
         'redis-cli -u "$JOBLEDGER_URL" SET "${JOB_SPECIFIC_PREFIX}:bash_key" hello >/dev/null'
         ' || redis-cli -s "${JOBLEDGER_URL#unix://}" SET "${JOB_SPECIFIC_PREFIX}:bash_key" hello',
     )

@@ -38,9 +38,8 @@ from jobledger.ids import (
 from jobledger.ledger import Ledger
 from jobledger.namespace import Namespace
 from jobledger.results import Results
-from jobledger.schedulers.base import JobInfo, parse_time_limit
+from jobledger.schedulers.base import JobInfo
 from jobledger.schedulers.slurm_parsers import (
-    expand_array_spec,
     is_accounting_unavailable,
     parse_sacct,
     parse_sbatch_error,
@@ -48,6 +47,7 @@ from jobledger.schedulers.slurm_parsers import (
     parse_scontrol_show_job,
     parse_squeue,
 )
+from jobledger.specs import expand_array_spec, parse_time_limit
 from jobledger.states import State
 from test_slurm_parsers import STATE_TABLE
 

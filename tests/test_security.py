@@ -770,7 +770,7 @@ def test_secret_stays_out_of_ps_job_environment_logs_and_files_with_local_jobs(
     assert f"t {job_id}: PENDING_AND_RUNNING -> COMPLETED" in log_err  # INFO logs were on
 
     home = cli.cwd / ".jobledger"
-    connection = home / "job-connection.toml"
+    [connection] = home.glob("job-connection-*.toml")
     out = (cli.cwd / "outerr" / f"t-{job_id}.out").read_text()
     err = (cli.cwd / "outerr" / f"t-{job_id}.err").read_text()
     assert out.rstrip().endswith("== done"), out + err
@@ -837,7 +837,7 @@ def test_secret_stays_out_of_sbatch_argv_job_environment_and_ps_on_slurm(
         ["scontrol", "show", "job", "-dd", job_id], capture_output=True, text=True, check=False
     )
     home = cli.cwd / ".jobledger"
-    connection = home / "job-connection.toml"
+    [connection] = home.glob("job-connection-*.toml")
     out = out_file.read_text()
     saw = seen.read_text()
     assert f"--job-name={tag}" in saw.splitlines()  # the wrapper did see this submission

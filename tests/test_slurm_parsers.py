@@ -16,10 +16,8 @@ from hypothesis import strategies as st
 
 from jobledger.errors import ParseError
 from jobledger.schedulers.slurm_parsers import (
-    MAX_ARRAY_TASKS,
     SACCT_FIELDS,
     SQUEUE_FORMAT,
-    expand_array_spec,
     is_accounting_unavailable,
     parse_sacct,
     parse_sbatch_error,
@@ -29,6 +27,7 @@ from jobledger.schedulers.slurm_parsers import (
     parse_state,
     sacct_format,
 )
+from jobledger.specs import MAX_ARRAY_TASKS, expand_array_spec
 from jobledger.states import State
 
 ACTIVE = State.PENDING_AND_RUNNING

@@ -17,9 +17,9 @@ import redis
 from conftest import CLI
 from jobledger.ledger import Ledger, Transition
 from jobledger.schedulers.base import JobInfo
-from jobledger.schedulers.local import LocalScheduler
+from jobledger.schedulers.local import LocalScheduler, write_job_files
 from jobledger.states import State
-from jobledger.tracker import Lease, Tracker, TrackerSettings, plan
+from jobledger.tracker import Lease, Tracker, TrackerSettings, backoff, plan
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 P = State.PENDING_AND_RUNNING
@@ -96,45 +96,47 @@ def test_unchanged_running_job_needs_no_write() -> None:
 
 
 def test_only_one_lease_holder_and_takeover_after_expiry(jl_client: redis.Redis) -> None:
-    a = Lease(jl_client, "t", "a", ttl_s=0.3)
-    b = Lease(jl_client, "t", "b", ttl_s=0.3)
-    token_a = a.acquire()
+    a = Lease(jl_client, "t", "a", ttl_s=30)
+    b = Lease(jl_client, "t", "b", ttl_s=30)
+    token_a = a.acquire(NOW)
     assert token_a is not None
-    assert b.acquire() is None
-    assert a.acquire() == token_a  # renewal keeps the token
-    time.sleep(0.4)
-    token_b = b.acquire()
+    assert b.acquire(NOW + timedelta(seconds=29)) is None
+    assert a.acquire(NOW + timedelta(seconds=29)) == token_a  # renewal keeps the token
+    assert b.acquire(NOW + timedelta(seconds=58)) is None  # renewed: lasts until 59 s
+    token_b = b.acquire(NOW + timedelta(seconds=60))
     assert token_b is not None and int(token_b) > int(token_a)
-    assert a.acquire() is None
+    assert a.acquire(NOW + timedelta(seconds=61)) is None
 
 
-def test_a_fenced_out_tracker_cannot_move_jobs(jl_client: redis.Redis) -> None:
+def test_a_fenced_out_tracker_cannot_move_jobs_or_update_records(jl_client: redis.Redis) -> None:
     ledger = Ledger(jl_client, "t")
     ledger.record_submission("1", now=NOW)
-    stale = Lease(jl_client, "t", "old", ttl_s=0.1).acquire()
-    time.sleep(0.2)
-    Lease(jl_client, "t", "new", ttl_s=10).acquire()
+    stale = Lease(jl_client, "t", "old", ttl_s=10).acquire(NOW)
+    assert Lease(jl_client, "t", "new", ttl_s=10).acquire(NOW + timedelta(seconds=11))
     tr = Transition("1", P, State.COMPLETED)
     assert ledger.apply([tr], now=NOW, by="tracker", fence=stale) == [-1]
     assert ledger.job("1").states == [P]
+    assert ledger.update_record("1", P, {"nodes": "n9"}, fence=stale) == -1
+    assert "nodes" not in ledger.job("1").record
 
 
-def _finished_local_jobs(home: Path, ids: list[str]) -> None:
-    """State files exactly as the local scheduler's supervisor leaves them."""
-    for job_id in ids:
-        d = home / ".jobledger" / "local" / job_id
-        d.mkdir(parents=True)
-        (d / "state.json").write_text(
-            json.dumps({"state": "COMPLETED", "exit_code": 0, "ended_at": NOW.isoformat()})
-        )
+def test_backoff_is_capped_even_after_thousands_of_failures() -> None:
+    assert backoff(30, 1, 300) == 60
+    assert backoff(30, 5000, 300) == 300
+
+
+def _finished_local_jobs(home: Path, ids: list[str]) -> dict[str, dict[str, str]]:
+    """Files exactly as the local scheduler leaves them; each job's record fields."""
+    state = {"state": "COMPLETED", "exit_code": 0, "ended_at": NOW.isoformat()}
+    return {job_id: write_job_files(home, job_id, state) for job_id in ids}
 
 
 def test_two_trackers_at_once_act_once(jl_client: redis.Redis, tmp_path: Path) -> None:
     ledger = Ledger(jl_client, "t")
     ids = [str(i) for i in range(1, 51)]
+    fields = _finished_local_jobs(tmp_path, ids)
     for job_id in ids:
-        ledger.record_submission(job_id, now=NOW, fields={"scheduler": "local"})
-    _finished_local_jobs(tmp_path, ids)
+        ledger.record_submission(job_id, now=NOW, fields=fields[job_id])
     local = LocalScheduler(tmp_path)
     trackers = [
         Tracker(
@@ -158,12 +160,12 @@ def test_tracker_killed_mid_pass_leaves_every_job_in_exactly_one_set(
     cli: CLI, jl_client: redis.Redis
 ) -> None:
     ids = [str(i) for i in range(1, 1001)]
+    fields = _finished_local_jobs(cli.cwd, ids)
     ledger = Ledger(jl_client, "k")
     with jl_client.pipeline(transaction=False) as pipe:
         for job_id in ids:
-            ledger.record_submission(job_id, now=NOW, fields={"scheduler": "local"}, pipeline=pipe)
+            ledger.record_submission(job_id, now=NOW, fields=fields[job_id], pipeline=pipe)
         pipe.execute()
-    _finished_local_jobs(cli.cwd, ids)
     rng = random.Random(1)
     argv = [
         sys.executable,

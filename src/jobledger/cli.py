@@ -100,8 +100,15 @@ class App:
             # Submissions journaled while Redis was unreachable are recorded now.
             journal = Journal(self.settings.home_dir)
             for entry in journal.replay(self._client, connection_target(self.settings)):
+                ids = entry.job_ids
+                what = f"job {ids[0]}" if len(ids) == 1 else f"{len(ids)} jobs {ids[0]}..{ids[-1]}"
                 click.echo(
-                    f"jobledger: recorded job {entry.job_id} of tag {entry.tag} from the journal",
+                    f"jobledger: recorded {what} of tag {entry.tag} from the journal", err=True
+                )
+            for path, conflicts in journal.conflicts:
+                click.echo(
+                    f"jobledger: warning: the ledger holds {' '.join(conflicts[:5])} for "
+                    f"different jobs; the journaled submission is kept in {path}",
                     err=True,
                 )
         return self._client
@@ -202,6 +209,12 @@ def render_status(
         extra = f": {tracker.get('degraded_reason')}" if mode == "degraded" else ""
         line = f"tracker: last pass {tracker.get('last_pass_at')}, mode {mode}{extra}"
         console.print(printable(line), markup=False)
+        if tracker.get("last_problem"):
+            problem = (
+                f"tracker: last problem {tracker.get('last_problem_at')}: {tracker['last_problem']}"
+                f" (last pass: {tracker.get('problems', '0')} problem(s))"
+            )
+            console.print(printable(problem), markup=False)
 
 
 def render_top(tag: str, entries: list[Any]) -> None:
@@ -493,6 +506,8 @@ def fsck(**kwargs: Any) -> None:
             fix = "" if p.repairable else " (not repairable: inspect by hand)"
             click.echo(f"{p.kind}: {len(p.job_ids)} job(s) {p.description}{fix}")
             click.echo(f"  {printable(shown)}{more}")
+            for job_id, why in list(p.detail.items())[:_IDS_SHOWN]:
+                click.echo(f"  {printable(job_id)}: {printable(why)}")
 
     app.emit(report.as_dict(), human)
     if not report.clean:
@@ -505,18 +520,22 @@ def config(**kwargs: Any) -> None:
     """Show every setting, its value and where it came from (passwords masked)."""
     app, _ = _app(kwargs)
     rows = app.settings.describe()
+    defaults: dict[str, tuple[str, str]] = {}
     if not app.settings.scheduler:
         from jobledger.schedulers import default_name
 
         name = default_name()
         why = "sbatch is on PATH" if name == "slurm" else "no sbatch on PATH"
-        rows = [
-            (n, name, f"default ({why})") if n == "scheduler" else (n, v, src) for n, v, src in rows
-        ]
+        defaults["scheduler"] = (name, f"default ({why})")
+    if not app.settings.local_max_running:
+        from jobledger.schedulers.local import default_max_running
+
+        defaults["local_max_running"] = (str(default_max_running()), "default (the CPUs)")
+    rows = [(n, *defaults[n]) if n in defaults else (n, v, src) for n, v, src in rows]
 
     def human() -> None:
         for name, value, source in rows:
-            click.echo(f"{name:<14} {value:<50} {source}".rstrip())
+            click.echo(f"{name:<17} {value:<50} {source}".rstrip())
 
     app.emit({name: {"value": value, "source": src} for name, value, src in rows}, human)
 
@@ -600,7 +619,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug = "--debug" in args or bool(os.environ.get("JOBLEDGER_DEBUG"))
     try:
         cli.main(args=args, prog_name="jobledger", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort, as it does a "no" at a confirmation prompt.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            _fail("interrupted", 130)
         _fail("aborted", 1)
     except click.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `jobledger` (click >= 8.2)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from jobledger.cli import App, _app, cli, common
+from jobledger.cli import App, _app, cli, common, printable
 from jobledger.errors import JobledgerError, NotFound
 from jobledger.ledger import utcnow
 from jobledger.states import State
@@ -21,9 +21,11 @@ __all__ = ["adopt", "cancel", "demo", "launch", "track"]
 
 
 def _scheduler_option(func: Any) -> Any:
+    from jobledger.schedulers import NAMES
+
     return click.option(
         "--scheduler",
-        type=click.Choice(["slurm", "local"]),
+        type=click.Choice(NAMES),
         help="Scheduler backend (default: config, else slurm if sbatch is on PATH, else local).",
     )(func)
 
@@ -63,6 +65,12 @@ def _scheduler_factory(app: App) -> Any:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the job's .out/.err files (default: ./outerr, created if missing).",
 )
+@click.option(
+    "--max-running",
+    type=click.IntRange(1, 99_999),
+    help="Local scheduler: at most this many local jobs run at once on this machine "
+    "(default: local_max_running in the config, else the number of CPUs).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be submitted; submit nothing.")
 @click.argument("script", type=click.Path(path_type=Path))
 @click.argument("scheduler_args", nargs=-1, type=click.UNPROCESSED)
@@ -72,28 +80,33 @@ def launch(**kwargs: Any) -> None:
     Arguments after `--` go to the scheduler unchanged (e.g. `-- --partition=gpu`).
     """
     from jobledger.connection import connect
-    from jobledger.launch import job_environment, validate_request
+    from jobledger.errors import Interrupted
+    from jobledger.launch import check_script, job_environment, validate_request
     from jobledger.launch import launch as do_launch
     from jobledger.schedulers import SubmitRequest, get_scheduler
 
-    app, (chosen, name, time_limit, array, output_dir, dry_run, script, extra) = _app(
+    app, (chosen, name, time_limit, array, output_dir, max_running, dry_run, script, extra) = _app(
         kwargs,
         "scheduler",
         "name",
         "time_limit",
         "array",
         "output_dir",
+        "max_running",
         "dry_run",
         "script",
         "scheduler_args",
     )
     tag = app.tag
     scheduler = get_scheduler(_scheduler_name(app, chosen), home=app.settings.home_dir)
+    if max_running is None and app.settings.local_max_running:
+        max_running = int(app.settings.local_max_running)
     if dry_run:
-        validate_request(time_limit=time_limit, array=array)
+        validate_request(time_limit=time_limit, array=array, name=name)
+        script = check_script(script)
         env = job_environment(app.settings, tag, write=False)
         request = SubmitRequest(
-            script=script.resolve(),
+            script=script,
             tag=tag,
             name=name or tag,
             work_dir=Path.cwd(),
@@ -102,9 +115,15 @@ def launch(**kwargs: Any) -> None:
             time_limit=time_limit,
             array=array,
             extra_args=extra,
+            max_running=max_running,
         )
-        argv = scheduler.submit_argv(request) if hasattr(scheduler, "submit_argv") else []
-        data = {"scheduler": scheduler.name, "argv": argv, "env": env, "script": str(script)}
+        argv = scheduler.describe(request)
+        data: dict[str, Any] = {
+            "scheduler": scheduler.name,
+            "argv": argv,
+            "env": env,
+            "script": str(script),
+        }
 
         def human_dry() -> None:
             click.echo(f"would submit {script} with the {scheduler.name} scheduler")
@@ -126,6 +145,7 @@ def launch(**kwargs: Any) -> None:
         array=array,
         output_dir=output_dir,
         extra_args=tuple(extra),
+        max_running=max_running,
         now=utcnow(),
     )
     for warning in (*result.warnings, *([result.journal_note] if result.journal_note else [])):
@@ -137,6 +157,14 @@ def launch(**kwargs: Any) -> None:
         "recorded": result.recorded,
     }
     app.emit(data, lambda: click.echo("\n".join(result.job_ids)))
+    if result.interrupted:
+        how = "recorded" if result.recorded else "journaled"
+        count = len(result.job_ids)
+        raise Interrupted(
+            f"interrupted: the scheduler had accepted {count} job(s), all {how} "
+            f"({result.job_ids[0]}{' ... ' + result.job_ids[-1] if count > 1 else ''})",
+            result.interrupted,
+        )
 
 
 def _configure_logging(level: int) -> None:
@@ -231,6 +259,8 @@ def track(**kwargs: Any) -> None:
                 click.echo(f"{r.tag}: checked {r.checked}, moved {len(r.moved)}{mode}")
                 for job_id, source, target in r.moved:
                     click.echo(f"  {job_id}: {source} -> {target}")
+                for job_id, why in r.problems:
+                    click.echo(printable(f"  skipped {job_id or 'the tag'}: {why}"))
 
         app.emit(data, human)
         return
@@ -302,20 +332,32 @@ def cancel(**kwargs: Any) -> None:
     for job_id in job_ids:
         validate_job_id(job_id)
     ledger = app.ledger()
-    by_backend: dict[str, list[str]] = {}
-    for job_id in job_ids:
+    by_backend: dict[str, dict[str, dict[str, str]]] = {}
+    ended: dict[str, str] = {}
+    for job_id in dict.fromkeys(job_ids):
         view = ledger.job(job_id)
         if not view.in_all:
             raise NotFound(f"job {job_id} is not in the ledger of tag {ledger.tag!r}")
+        if view.states and all(s.is_terminal for s in view.states):
+            ended[job_id] = view.states[0].value
+            continue
         name = view.record.get("scheduler") or _scheduler_name(app, None)
-        by_backend.setdefault(name, []).append(job_id)
+        by_backend.setdefault(name, {})[job_id] = view.record
     factory = _scheduler_factory(app)
-    for name, ids in by_backend.items():
-        factory(name).cancel(ids)
-    app.emit(
-        {"tag": ledger.tag, "cancelled": list(job_ids)},
-        lambda: click.echo(f"cancel requested: {' '.join(job_ids)}"),
-    )
+    for name, jobs in by_backend.items():
+        for job_id in factory(name).cancel(jobs):
+            ended[job_id] = "ended"
+    sent = [j for jobs in by_backend.values() for j in jobs if j not in ended]
+
+    def human() -> None:
+        if sent:
+            click.echo(f"cancel requested: {' '.join(sent)}")
+        for job_id, state in ended.items():
+            shown = "" if state == "ended" else f" ({state})"
+            click.echo(f"job {job_id} already ended{shown}: nothing to cancel")
+
+    data: dict[str, Any] = {"tag": ledger.tag, "cancelled": sent, "already_ended": sorted(ended)}
+    app.emit(data, human)
 
 
 @cli.command()

@@ -44,6 +44,7 @@ _FILE_KEYS: dict[str, type] = {
     "tls_keyfile": str,
     "scheduler": str,
     "home": str,
+    "local_max_running": int,
 }
 _ENV = {
     "url": "JOBLEDGER_URL",
@@ -52,6 +53,7 @@ _ENV = {
     "password_file": "JOBLEDGER_PASSWORD_FILE",
     "scheduler": "JOBLEDGER_SCHEDULER",
     "home": "JOBLEDGER_HOME",
+    "local_max_running": "JOBLEDGER_LOCAL_MAX_RUNNING",
 }
 
 
@@ -70,6 +72,7 @@ class Settings:
     tls_keyfile: str | None = None
     scheduler: str | None = None
     home: str | None = None
+    local_max_running: str | None = None
     config_file: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -194,8 +197,12 @@ def _load_toml(path: Path, warnings: list[str]) -> dict[str, str]:
         if key not in _FILE_KEYS:
             known = ", ".join(sorted(_FILE_KEYS))
             raise ConfigError(f'{path}: unknown setting "{key}" (known: {known})')
-        if not isinstance(value, str):
-            raise ConfigError(f'{path}: "{key}" must be a string, got {value!r}')
+        kind = _FILE_KEYS[key]
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        elif not isinstance(value, str):
+            what = "a whole number" if kind is int else "a string"
+            raise ConfigError(f'{path}: "{key}" must be {what}, got {value!r}')
         out[key] = value
     if "url" in out:
         _check_url(out["url"], str(path))
@@ -336,6 +343,9 @@ def resolve(
     layers.insert(1, ("env", from_env))
 
     explicit = cli.get("config") or env.get("JOBLEDGER_CONFIG")
+    if not explicit and "JOBLEDGER_CONFIG" in env:
+        # A job's connection file is named this way: never fall back to another server.
+        raise ConfigError("JOBLEDGER_CONFIG is set but empty: name a config file, or unset it")
     project_file: Path | None = None
     if explicit:
         project_file = cwd / Path(explicit).expanduser()  # a relative path is relative to cwd
@@ -344,7 +354,10 @@ def resolve(
     else:
         project_file = _find_upwards("jobledger.toml", cwd)
     if project_file is not None:
-        layers.append((str(project_file), _load_toml(project_file, warnings)))
+        loaded = _load_toml(project_file, warnings)
+        if explicit and not loaded:
+            raise ConfigError(f"config file {project_file} is empty (it holds no settings)")
+        layers.append((str(project_file), loaded))
     config_home = Path(env.get("XDG_CONFIG_HOME") or Path("~/.config").expanduser())
     user_file = user_config or config_home / "jobledger" / "config.toml"
     if user_file.is_file():
@@ -361,10 +374,20 @@ def resolve(
                 continue
             values[key] = value
             sources[key] = f"env {_ENV[key]}" if source == "env" else source
-    if values.get("scheduler", "slurm") not in ("slurm", "local"):
+    from jobledger.schedulers import NAMES
+
+    if values.get("scheduler", NAMES[0]) not in NAMES:
         raise ConfigError(
-            f'{sources["scheduler"]}: "scheduler" must be slurm or local, '
+            f'{sources["scheduler"]}: "scheduler" must be {" or ".join(NAMES)}, '
             f'got "{values["scheduler"]}"'
+        )
+    running = values.get("local_max_running")
+    if running is not None and not (
+        running.isascii() and running.isdigit() and 0 < int(running) < 100_000
+    ):
+        raise ConfigError(
+            f'{sources["local_max_running"]}: "local_max_running" must be a whole number '
+            f"from 1 to 99999, got {running!r}"
         )
     if "url" in values:
         _check_url(values["url"], sources["url"])

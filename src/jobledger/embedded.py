@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from jobledger.errors import JobledgerError
+from jobledger.process import alive
 
 __all__ = ["ServerPaths", "ensure_server", "server_paths", "server_status", "stop_server"]
 
@@ -186,18 +187,6 @@ def server_status(home: Path) -> dict[str, object]:
     }
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs; an exited daemon its (container) init has not reaped is not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # Linux: a zombie ('Z') has exited; Docker's default PID 1 may never reap it
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def stop_server(home: Path, timeout_s: float = 10.0) -> bool:
     """Stop the embedded server (it saves its data first); False if it was not running."""
     paths = server_paths(home)
@@ -207,7 +196,7 @@ def stop_server(home: Path, timeout_s: float = 10.0) -> bool:
     os.kill(pid, signal.SIGTERM)  # redis-server saves and exits on SIGTERM
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return True
         time.sleep(0.02)
     raise JobledgerError(f"embedded redis-server (pid {pid}) did not stop in {timeout_s:.0f} s")

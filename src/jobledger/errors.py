@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "Interrupted",
     "InvalidValue",
     "JobledgerError",
     "NotFound",
@@ -32,6 +33,14 @@ class ConfigError(UsageError):
 
 class InvalidValue(UsageError, TypeError):
     """A result value of a type jobledger does not store (only str, int, float, bytes)."""
+
+
+class Interrupted(JobledgerError):
+    """SIGINT or SIGTERM ended the command (exit 128 + the signal's number)."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 class NotFound(UsageError):

@@ -31,6 +31,7 @@ KINDS: dict[str, tuple[str, bool]] = {
     "missing_from_all": ("in a state set but not in <tag>_ALL", True),
     "record_mismatch": ("record's state differs from the set holding the job", True),
     "orphan_record": ("a job record for a job in no set and not in <tag>_ALL", False),
+    "bad_record": ("a job record with a field the tracker cannot read (see detail)", False),
     "results_without_job": ("result keys for a job that is not in the ledger", False),
     "stale_index": ("index entries for result keys that no longer exist", True),
     "stale_numeric": ("ranking entries that disagree with the stored value", True),
@@ -100,7 +101,7 @@ def check(client: redis.Redis, tag: str) -> FsckReport:
     found["no_state"] = sorted(in_all - where.keys())
     found["several_states"] = sorted(j for j, states in where.items() if len(states) > 1)
     found["missing_from_all"] = sorted(where.keys() - in_all)
-    record_states = _record_states(client, tag, sorted(where.keys() | in_all))
+    record_states, bad = _record_states(client, tag, sorted(where.keys() | in_all))
     for job_id, states in where.items():
         recorded = record_states.get(job_id)
         if len(states) == 1 and recorded and recorded != states[0].value:
@@ -112,9 +113,11 @@ def check(client: redis.Redis, tag: str) -> FsckReport:
     found["results_without_job"] = sorted((result_jobs | indexed) - known)
     stale, numeric = _index_problems(client, tag, sorted(indexed))
     found["stale_index"], found["stale_numeric"] = sorted(stale), sorted(numeric)
+    found["bad_record"] = sorted(bad)
     for kind, ids in found.items():
         if ids:
-            report.problems.append(Problem(kind, sorted(set(ids), key=_sort_key)))
+            detail = {j: bad[j] for j in ids} if kind == "bad_record" else {}
+            report.problems.append(Problem(kind, sorted(set(ids), key=_sort_key), detail))
     return report
 
 
@@ -124,16 +127,45 @@ def _sort_key(job_id: str) -> tuple[int, int, int, str]:
     return job_sort_key(job_id)
 
 
-def _record_states(client: redis.Redis, tag: str, job_ids: list[str]) -> dict[str, str]:
+_TIMES = ("submitted_at", "updated_at", "started_at", "ended_at", "missing_since")
+
+
+def _record_problem(values: dict[str, str | None]) -> str | None:
+    """Why the tracker could not use a record with these fields, or None."""
+    from jobledger.tracker import parse_moment
+
+    for name in _TIMES:
+        value = values.get(name)
+        if value:
+            try:
+                parse_moment(value, name)
+            except ValueError as exc:
+                return str(exc)
+    attempts = values.get("attempts")
+    if attempts and not (attempts.isascii() and attempts.isdigit()):
+        return f"attempts {attempts!r} is not a whole number"
+    return None
+
+
+def _record_states(
+    client: redis.Redis, tag: str, job_ids: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each record's ``state``, and why records the tracker cannot read are bad."""
+    names = ("state", "attempts", *_TIMES)
     out: dict[str, str] = {}
+    bad: dict[str, str] = {}
     for chunk in _chunks(job_ids):
         with client.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                pipe.hget(keys.job_record(tag, job_id), "state")
-            for job_id, state in zip(chunk, pipe.execute(), strict=True):
-                if state:
-                    out[job_id] = str(state)
-    return out
+                pipe.hmget(keys.job_record(tag, job_id), names)
+            for job_id, values in zip(chunk, pipe.execute(), strict=True):
+                fields = dict(zip(names, values, strict=True))
+                if fields["state"]:
+                    out[job_id] = str(fields["state"])
+                why = _record_problem(fields)
+                if why:
+                    bad[job_id] = why
+    return out, bad
 
 
 def _record_ids(client: redis.Redis, tag: str) -> set[str]:

@@ -11,6 +11,7 @@ __all__ = [
     "job_sort_key",
     "sort_job_ids",
     "validate_job_id",
+    "validate_name",
     "validate_namespace",
     "validate_result_key",
     "validate_tag",
@@ -41,6 +42,11 @@ def _validate_name(kind: str, value: str) -> str:
             "at most 100 characters)"
         )
     return value
+
+
+def validate_name(kind: str, value: str) -> str:
+    """Return ``value`` if usable as a name that ends up in file and key names."""
+    return _validate_name(kind, value)
 
 
 def validate_tag(tag: str) -> str:

@@ -1,10 +1,12 @@
 """A local write-ahead journal for submissions that Redis could not take.
 
-``launch`` writes one small JSON file per submitted job before it records the
-job in Redis and removes the file afterwards; if Redis is unreachable the file
-stays, and any later command that reaches Redis replays it.  Replays are safe
-to repeat or race: recording a submission is a no-op for a job already in the
-ledger.
+``launch`` writes one JSON file per submission (every job ID it produced, one per
+array task), fsync'ed, before it records the jobs in Redis and removes the file
+afterwards; if Redis is unreachable the file stays, and any later command that
+reaches Redis replays it.  Replays are safe to repeat or race: recording a
+submission is a no-op for a job already in the ledger under that submission.  A
+job ID the ledger holds for a *different* submission is never overwritten: the
+entry is renamed ``*.conflict`` and left for a human.
 """
 
 from __future__ import annotations
@@ -27,15 +29,55 @@ from jobledger.ledger import Ledger
 __all__ = ["Journal", "JournalEntry"]
 
 
+_CHUNK = 1000  # jobs per pipelined round trip
+
+
 @dataclass(frozen=True)
 class JournalEntry:
-    """One submitted job waiting to be recorded in the ledger."""
+    """One submission (all of its job IDs) waiting to be recorded in the ledger."""
 
     tag: str
-    job_id: str
+    job_ids: tuple[str, ...]
     submitted_at: str
     fields: dict[str, str]
     target: str = ""  # the server it belongs to (a secret-free URL); "" matches any
+    submission: str = ""  # the launch that made it (see Ledger.record_submission)
+
+    @classmethod
+    def from_json(cls, data: object) -> JournalEntry:
+        """An entry as stored; entries of earlier versions held one ``job_id`` each."""
+        if not isinstance(data, dict):
+            raise TypeError("journal entry is not an object")
+        data = dict(data)
+        if "job_id" in data:
+            data["job_ids"] = [data.pop("job_id")]
+        ids = data.get("job_ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise TypeError("journal entry without a list of job IDs")
+        data["job_ids"] = tuple(ids)
+        return cls(**data)
+
+    def record(self, client: redis.Redis, *, by: str) -> tuple[int, list[str]]:
+        """Record every job in the ledger: (how many were new, IDs held by another job)."""
+        ledger = Ledger(client, self.tag)
+        now = datetime.fromisoformat(self.submitted_at)
+        added, conflicts = 0, []
+        for start in range(0, len(self.job_ids), _CHUNK):
+            chunk = self.job_ids[start : start + _CHUNK]
+            with client.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    ledger.record_submission(
+                        job_id,
+                        now=now,
+                        by=by,
+                        fields=self.fields,
+                        submission=self.submission,
+                        pipeline=pipe,
+                    )
+                replies = pipe.execute()
+            added += sum(1 for r in replies if int(r) == 1)
+            conflicts += [j for j, r in zip(chunk, replies, strict=True) if int(r) == -1]
+        return added, conflicts
 
 
 class Journal:
@@ -43,6 +85,7 @@ class Journal:
 
     def __init__(self, home: Path) -> None:
         self.dir = home / ".jobledger" / "journal"
+        self.conflicts: list[tuple[Path, list[str]]] = []  # found by replay()
 
     def write(self, entry: JournalEntry) -> Held:
         """Persist an entry durably (fsync), locked until its writer lets go of it.
@@ -52,7 +95,7 @@ class Journal:
         ``launch`` and not ``journal`` for a launch that went through.
         """
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        name = f"{entry.tag}-{entry.job_id}-{uuid.uuid4().hex[:8]}.json"
+        name = f"{entry.tag}-{entry.job_ids[0]}-{uuid.uuid4().hex[:8]}.json"
         tmp = self.dir / f".{name}.tmp"
         fh = tmp.open("w", encoding="utf-8")
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -73,7 +116,9 @@ class Journal:
         Entries for another server stay: replaying them here would file the jobs
         in the wrong ledger.  Entries locked by a launch in progress are skipped.
         Returns the entries this call recorded: a job that a concurrent replay
-        (or launch itself) recorded first is not reported again.
+        (or launch itself) recorded first is not reported again.  An entry whose
+        IDs the ledger holds for other jobs is renamed ``.conflict`` (see
+        :attr:`conflicts`).
         """
         done = []
         for path in self.pending():
@@ -87,19 +132,18 @@ class Journal:
                 except BlockingIOError:
                     continue  # its launch is still recording it
                 try:
-                    entry = JournalEntry(**json.load(fh))
+                    entry = JournalEntry.from_json(json.load(fh))
                 except (ValueError, TypeError):
                     continue  # not ours to judge: left for a human
                 if entry.target not in ("", target):
                     continue
-                added = Ledger(client, entry.tag).record_submission(
-                    entry.job_id,
-                    now=datetime.fromisoformat(entry.submitted_at),
-                    by="journal",
-                    fields=entry.fields,
-                )
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                added, conflicts = entry.record(client, by="journal")
+                if conflicts:
+                    path.replace(path.with_suffix(".conflict"))
+                    self.conflicts.append((path.with_suffix(".conflict"), conflicts))
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
             if added:
                 done.append(entry)
         return done
@@ -120,4 +164,11 @@ class Held:
 
     def keep(self) -> None:
         """Redis did not take the job: leave the entry for a replay."""
+        self.handle.close()
+
+    def keep_as_conflict(self) -> None:
+        """The ledger holds these IDs for other jobs: keep the entry, out of replays."""
+        conflict = self.path.with_suffix(".conflict")
+        self.path.replace(conflict)
+        self.path = conflict
         self.handle.close()

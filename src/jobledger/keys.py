@@ -19,6 +19,7 @@ __all__ = [
     "job_history",
     "job_numeric",
     "job_record",
+    "local_job_ids",
     "namespace_key",
     "namespace_pattern",
     "result_index",
@@ -111,6 +112,15 @@ def tag_numeric_member(job_id: str, key: str) -> str:
 
 def tags_registry() -> str:
     return f"{PREFIX}:tags"
+
+
+def local_job_ids() -> str:
+    """The counter local job IDs are allocated from (``INCR``), one per server.
+
+    Like ``jobledger:tags`` it has nothing after its name, so no tag's keys (all
+    ``jobledger:<tag>:...``) can be it, and no tag's cleanup deletes it.
+    """
+    return f"{PREFIX}:local-ids"
 
 
 def tracker_status(tag: str) -> str:

@@ -1,53 +1,88 @@
 """Submit a job script and record it in the ledger, with a journal in between.
 
-Order matters for "nothing is lost": the scheduler accepts the job, the
-submission is journaled on local disk (fsync), then recorded in Redis, then the
-journal entry is dropped.  A crash or a Redis outage after the submit leaves
-the journal entry, which the next command that reaches Redis replays.
+Order matters for "nothing is lost": the scheduler accepts the submission, the
+submission (every job ID of it) is journaled on local disk (fsync), then recorded
+in Redis, then the journal entry is dropped, and only then may the local
+scheduler start the jobs.  A crash or a Redis outage after the submit leaves the
+journal entry, which the next command that reaches Redis replays.  SIGINT and
+SIGTERM are held off from the submit until the jobs are recorded or journaled.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import secrets
+import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import redis
 
-from jobledger import embedded
+from jobledger import embedded, keys
 from jobledger.config import Settings, mask_url
 from jobledger.connection import connection_target
-from jobledger.errors import JobledgerError, ParseError, UsageError
-from jobledger.ids import validate_tag
+from jobledger.errors import (
+    Interrupted,
+    JobledgerError,
+    ParseError,
+    SchedulerError,
+    UsageError,
+)
+from jobledger.ids import validate_name, validate_tag
 from jobledger.journal import Journal, JournalEntry
-from jobledger.ledger import Ledger, isoformat
-from jobledger.schedulers import Scheduler, SubmitRequest
-from jobledger.schedulers.base import parse_time_limit
-from jobledger.schedulers.slurm_parsers import expand_array_spec
+from jobledger.ledger import allocate_local_id, isoformat
+from jobledger.schedulers import Scheduler, Submission, SubmitRequest
+from jobledger.schedulers.local import JobIdInUse
+from jobledger.specs import array_throttle, expand_array_spec, parse_time_limit
 
-__all__ = ["LaunchResult", "job_environment", "launch"]
+__all__ = [
+    "LaunchResult",
+    "job_environment",
+    "launch",
+    "offline_job_id",
+    "validate_request",
+]
+
+_ALLOCATE_TRIES = 1000
 
 
 @dataclass(frozen=True)
 class LaunchResult:
-    """What ``launch`` did: the job IDs, and whether Redis took them or the journal did."""
+    """What ``launch`` did: the job IDs, and whether Redis took them or the journal did.
+
+    ``interrupted`` is the signal (SIGINT, SIGTERM) that arrived while the jobs were
+    being submitted and recorded: the launch finished recording first.
+    """
 
     job_ids: tuple[str, ...]
     scheduler: str
     recorded: bool
     journal_note: str | None = None
     warnings: tuple[str, ...] = ()
+    interrupted: int | None = None
 
 
 def _connection_path(settings: Settings) -> Path:
-    return settings.home_dir / ".jobledger" / "job-connection.toml"
+    """One file per target server, so launches against two servers never redirect each other."""
+    target = connection_target(settings)
+    digest = hashlib.sha256(target.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return settings.home_dir / ".jobledger" / f"job-connection-{digest}.toml"
 
 
 def _connection_file(settings: Settings, url: str) -> Path:
-    """A 0600 TOML file with the connection and its secret, for jobs to read."""
+    """A 0600 TOML file with the connection and its secret, for jobs to read.
+
+    Written to a temporary file and renamed into place: a job starting meanwhile
+    reads the old file or the new one, never half of one.
+    """
     path = _connection_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lines = [f"url = {_toml_str(url)}"]
@@ -58,10 +93,14 @@ def _connection_file(settings: Settings, url: str) -> Path:
     password = settings.effective_password()
     if password is not None:
         lines.append(f"password = {_toml_str(password)}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an older file may have a wider mode: narrow it before writing
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temporary file may have a wider mode
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
     return path
 
 
@@ -76,6 +115,8 @@ def job_environment(settings: Settings, tag: str, *, write: bool = True) -> dict
     """
     env = {
         "JOBLEDGER_TAG": tag,
+        # What the seed's launcher gave its jobs (sbatch --export=job_tag=...).
+        "job_tag": tag,
         "JOBLEDGER_HOME": str(settings.home_dir),
         # The interpreter that has jobledger installed, for job scripts to call.
         "JOBLEDGER_PYTHON": sys.executable,
@@ -102,15 +143,89 @@ def job_environment(settings: Settings, tag: str, *, write: bool = True) -> dict
     return env
 
 
-def validate_request(*, time_limit: str | None, array: str | None) -> None:
-    """Refuse a bad --time or --array before anything reaches the scheduler."""
+def validate_request(*, time_limit: str | None, array: str | None, name: str | None = None) -> None:
+    """Refuse a bad --time, --array or --name before anything reaches the scheduler."""
     if time_limit:
         parse_time_limit(time_limit)
     if array:
         try:
             expand_array_spec(array)
+            array_throttle(array)
         except ParseError as exc:
             raise UsageError(f"invalid --array {array!r}: {exc}") from exc
+    if name is not None:
+        validate_name("job name", name)
+
+
+def check_script(script: Path) -> Path:
+    """The script's absolute path, if it is a readable file; else a UsageError."""
+    script = script.expanduser().resolve()
+    if not script.is_file():
+        raise UsageError(f"job script {script} does not exist or is not a file")
+    if not os.access(script, os.R_OK):
+        raise UsageError(f"job script {script} is not readable")
+    return script
+
+
+def offline_job_id() -> str:
+    """A local job ID for a launch while Redis is down: 18 digits, time then randomness.
+
+    Server-allocated IDs count up from 1 and would need 10^17 launches to get here,
+    and two offline launches collide only within the same millisecond and with the
+    same 5 random digits.
+    """
+    return f"{time.time_ns() // 1_000_000:013d}{secrets.randbelow(100_000):05d}"
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM off (noting them) until the block ends."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def note(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _not_interrupted(caught: list[int]) -> None:
+    if caught:
+        raise Interrupted("interrupted before anything was submitted", caught[0])
+
+
+def _allocate(
+    scheduler: Scheduler,
+    request: SubmitRequest,
+    connect: Callable[[], redis.Redis],
+    caught: list[int],
+) -> tuple[Submission, bool]:
+    """Submit to a backend whose IDs the ledger allocates; (submission, allocated online)."""
+    try:
+        client: redis.Redis | None = connect()
+    except (JobledgerError, redis.RedisError):
+        client = None
+    _not_interrupted(caught)
+    for _ in range(_ALLOCATE_TRIES):
+        try:
+            job_id = allocate_local_id(client) if client is not None else offline_job_id()
+            if client is not None and client.sismember(keys.all_set(request.tag), job_id):
+                continue  # a seed-written or imported job of this tag has that number
+        except redis.RedisError:
+            client = None
+            continue
+        try:
+            return scheduler.submit(replace(request, job_id=job_id)), client is not None
+        except JobIdInUse:
+            continue  # a server that was reset hands out numbers used here before
+    raise SchedulerError(f"no free local job ID after {_ALLOCATE_TRIES} tries")
 
 
 def launch(
@@ -125,14 +240,13 @@ def launch(
     array: str | None = None,
     output_dir: Path | None = None,
     extra_args: tuple[str, ...] = (),
+    max_running: int | None = None,
     now: datetime,
 ) -> LaunchResult:
     """Submit ``script`` and record its job IDs (journaled if Redis cannot take them)."""
     validate_tag(tag)
-    validate_request(time_limit=time_limit, array=array)
-    script = script.expanduser().resolve()
-    if not script.is_file():
-        raise UsageError(f"job script {script} does not exist or is not a file")
+    validate_request(time_limit=time_limit, array=array, name=name)
+    script = check_script(script)
     work_dir = Path.cwd()
     out = (output_dir or work_dir / "outerr").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -146,47 +260,75 @@ def launch(
         time_limit=time_limit,
         array=array,
         extra_args=extra_args,
+        max_running=max_running,
     )
     warnings: tuple[str, ...] = ()
-    if scheduler.name == "slurm" and request.env.get("JOBLEDGER_URL", "").startswith("unix://"):
+    if scheduler.remote_nodes and request.env.get("JOBLEDGER_URL", "").startswith("unix://"):
         warnings = (
             f"jobs reach Redis through {request.env['JOBLEDGER_URL']}, a socket on this "
             "machine: jobs on other nodes cannot; configure a redis:// URL for a cluster",
         )
-    submission = scheduler.submit(request)
-    fields = {
-        "scheduler": scheduler.name,
-        "script": str(script),
-        "work_dir": str(work_dir),
-        "name": request.name,
-        "output_dir": str(out),
-    }
-    if submission.cluster:
-        fields["cluster"] = submission.cluster
     journal = Journal(settings.home_dir)
     target = connection_target(settings)
-    held = [
-        journal.write(JournalEntry(tag, job_id, isoformat(now), fields, target))
-        for job_id in submission.job_ids
-    ]
-    try:
-        client = connect()
-        ledger = Ledger(client, tag)
-        with client.pipeline(transaction=False) as pipe:
-            for job_id in submission.job_ids:
-                ledger.record_submission(job_id, now=now, fields=fields, pipeline=pipe)
-            pipe.execute()
-    except (JobledgerError, redis.RedisError) as exc:
-        for entry in held:
-            entry.keep()
-        note = (
-            f"Redis unavailable ({exc}); job(s) {', '.join(submission.job_ids)} journaled in "
-            f"{journal.dir} and will be recorded by the next jobledger command that reaches Redis"
+    with _signals_held() as caught:
+        if scheduler.allocates_ids:
+            _not_interrupted(caught)
+            submission = scheduler.submit(request)
+        else:
+            submission, _ = _allocate(scheduler, request, connect, caught)
+        fields = {
+            "scheduler": scheduler.name,
+            "script": str(script),
+            "work_dir": str(work_dir),
+            "name": request.name,
+            "output_dir": str(out),
+            **submission.fields,
+        }
+        if submission.cluster:
+            fields["cluster"] = submission.cluster
+        entry = JournalEntry(
+            tag, submission.job_ids, isoformat(now), fields, target, uuid.uuid4().hex
         )
-        return LaunchResult(
-            submission.job_ids, scheduler.name, recorded=False, journal_note=note, warnings=warnings
+        held = journal.write(entry)  # fsync'ed: from here on, nothing is lost
+        note: str | None = None
+        conflicts: list[str] = []
+        try:
+            client = connect()
+            _, conflicts = entry.record(client, by="launch")
+        except (JobledgerError, redis.RedisError) as exc:
+            held.keep()
+            note = (
+                f"Redis unavailable ({exc}); {_jobs(submission.job_ids)} journaled in "
+                f"{journal.dir} and will be recorded by the next jobledger command that "
+                "reaches Redis"
+            )
+            client = None
+        else:
+            if conflicts:
+                held.keep_as_conflict()
+            else:
+                held.done()
+        scheduler.start(submission)
+    result = LaunchResult(
+        submission.job_ids,
+        scheduler.name,
+        recorded=client is not None and not conflicts,
+        journal_note=note,
+        warnings=warnings,
+        interrupted=caught[0] if caught else None,
+    )
+    if conflicts:
+        raise SchedulerError(
+            f"the scheduler accepted {_jobs(submission.job_ids)}, but the ledger of tag "
+            f"{tag!r} already holds {_jobs(conflicts)} for a different job; nothing was "
+            f"overwritten, and the submission is kept in {held.path}"
         )
-    for entry in held:
-        entry.done()
-    journal.replay(client, target)  # earlier launches that Redis missed
-    return LaunchResult(submission.job_ids, scheduler.name, recorded=True, warnings=warnings)
+    if client is not None:
+        journal.replay(client, target)  # earlier launches that Redis missed
+    return result
+
+
+def _jobs(job_ids: tuple[str, ...] | list[str]) -> str:
+    if len(job_ids) == 1:
+        return f"job {job_ids[0]}"
+    return f"{len(job_ids)} jobs ({job_ids[0]} ... {job_ids[-1]})"

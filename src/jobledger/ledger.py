@@ -23,14 +23,27 @@ from jobledger.ids import is_job_id, sort_job_ids, validate_job_id, validate_tag
 from jobledger.results import purge_results
 from jobledger.states import State
 
-__all__ = ["CleanupReport", "JobView", "Ledger", "Transition", "isoformat", "utcnow"]
+__all__ = [
+    "CleanupReport",
+    "JobView",
+    "Ledger",
+    "Transition",
+    "allocate_local_id",
+    "isoformat",
+    "utcnow",
+]
 
+# ARGV[5] names the submission: a job already in the ledger under another submission is a
+# different job that got the same ID (-1: refused), under the same one a replay (0).
 _SUBMIT_LUA = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  if ARGV[5] ~= '' and redis.call('HGET', KEYS[3], 'submission') ~= ARGV[5] then return -1 end
+  return 0
+end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[3], 'state', 'PENDING_AND_RUNNING', 'updated_at', ARGV[3],
-           unpack(ARGV, 5))
+           unpack(ARGV, 6))
 redis.call('HSETNX', KEYS[3], 'attempts', '1')
 redis.call('RPUSH', KEYS[4], cjson.encode({['from']='', to='PENDING_AND_RUNNING',
            at=ARGV[3], by=ARGV[4]}))
@@ -55,10 +68,16 @@ return 1
 # Update a record only while the job is still in the state the caller saw, so a
 # late write can never resurrect a job that another process already moved.
 _UPDATE_LUA = """
+if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return -1 end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
 return 1
 """
+
+
+def allocate_local_id(client: redis.Redis) -> str:
+    """A job ID no other local job of this server has: one INCR on the server."""
+    return str(int(client.incr(keys.local_job_ids())))
 
 
 def utcnow() -> datetime:
@@ -133,15 +152,20 @@ class Ledger:
         now: datetime,
         by: str = "launch",
         fields: Mapping[str, Any] | None = None,
+        submission: str = "",
         pipeline: redis.client.Pipeline | None = None,
     ) -> Any:
         """Add a job to ``_ALL`` and ``_PENDING_AND_RUNNING`` unless it is already in the ledger.
 
-        Returns 1 when it was added, 0 when it was already known (replays are harmless).
+        Returns 1 when it was added, 0 when it was already known (replays are harmless),
+        and -1 when ``submission`` is given and the ledger holds that ID for another
+        submission: a different job, which is refused rather than overwritten.
         """
         validate_job_id(job_id)
         t = self.tag
         record = {"submitted_at": now, **(fields or {})}
+        if submission:
+            record["submission"] = submission
         return self._submit(
             keys=[
                 keys.all_set(t),
@@ -151,7 +175,7 @@ class Ledger:
                 keys.events(t),
                 keys.tags_registry(),
             ],
-            args=[job_id, t, isoformat(now), by, *_flatten(record)],
+            args=[job_id, t, isoformat(now), by, submission, *_flatten(record)],
             client=pipeline or self.client,
         )
 
@@ -212,15 +236,24 @@ class Ledger:
         state: State,
         fields: Mapping[str, Any],
         *,
+        fence: str | None = None,
         pipeline: redis.client.Pipeline | None = None,
     ) -> Any:
-        """Set record fields of a job that is still in ``state``."""
+        """Set record fields of a job that is still in ``state``.
+
+        1 when written, 0 when the job has left ``state``, -1 when ``fence`` is no
+        longer the tag's current fencing token (as for ``move``).
+        """
         flat = _flatten(fields)
         if not flat:
             return 0
         return self._update(
-            keys=[keys.state_set(self.tag, state), keys.job_record(self.tag, job_id)],
-            args=[job_id, *flat],
+            keys=[
+                keys.state_set(self.tag, state),
+                keys.job_record(self.tag, job_id),
+                keys.tracker_fence(self.tag),
+            ],
+            args=[job_id, fence or "", *flat],
             client=pipeline or self.client,
         )
 

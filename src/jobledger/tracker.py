@@ -22,14 +22,23 @@ from typing import Any, TypeVar
 import redis
 
 from jobledger import keys
-from jobledger.errors import JobledgerError
+from jobledger.errors import JobledgerError, RedisUnavailable, SchedulerError
 from jobledger.journal import Journal
-from jobledger.ledger import Ledger, Transition, isoformat
+from jobledger.ledger import Ledger, Transition, isoformat, utcnow
 from jobledger.schedulers import Scheduler
 from jobledger.schedulers.base import JobInfo
 from jobledger.states import REQUEUEABLE_STATES, State
 
-__all__ = ["Lease", "PassReport", "Tracker", "TrackerSettings", "info_fields", "plan"]
+__all__ = [
+    "Lease",
+    "PassReport",
+    "Tracker",
+    "TrackerSettings",
+    "backoff",
+    "info_fields",
+    "parse_moment",
+    "plan",
+]
 
 log = logging.getLogger("jobledger.tracker")
 T = TypeVar("T")
@@ -48,15 +57,23 @@ def _again_if_restarted(run: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return run(*args, **kwargs)
 
 
+# The lease value is "<owner>|<token>|<expires, ms since the epoch>": expiry is decided by
+# the trackers' clocks (passed in, so tests need not sleep), and the key's own TTL only
+# collects a lease nobody renews.  A value of an earlier version ("<owner>|<token>") has
+# no expiry of its own and lasts until its TTL.
 _ACQUIRE_LUA = """
 local holder = redis.call('GET', KEYS[1])
-if holder and string.sub(holder, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return string.sub(holder, string.len(ARGV[1]) + 2)
+if holder then
+  local owner, token, expires = string.match(holder, '^(.*)|(%d+)|(%d+)$')
+  if owner == nil then owner, token = string.match(holder, '^(.*)|(%d+)$') end
+  if owner == ARGV[1] then
+    redis.call('SET', KEYS[1], owner .. '|' .. token .. '|' .. ARGV[3], 'PX', ARGV[4])
+    return token
+  end
+  if expires == nil or tonumber(expires) > tonumber(ARGV[2]) then return false end
 end
-if holder then return false end
 local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token .. '|' .. ARGV[3], 'PX', ARGV[4])
 return tostring(token)
 """
 
@@ -68,6 +85,17 @@ end
 return 0
 """
 
+# The tracker's status hash, written only while its fencing token is the current one.
+_STATUS_LUA = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
 
 class Lease:
     """Who may move the jobs of one tag: an expiring key plus a fencing counter."""
@@ -78,11 +106,12 @@ class Lease:
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._release = client.register_script(_RELEASE_LUA)
 
-    def acquire(self) -> str | None:
-        """Take or renew the lease; the fencing token while we hold it, else None."""
+    def acquire(self, now: datetime | None = None) -> str | None:
+        """Take or renew the lease at ``now``; the fencing token while we hold it, else None."""
+        now_ms = _ms(now or utcnow())
         reply = self._acquire(
             keys=[keys.tracker_lease(self.tag), keys.tracker_fence(self.tag)],
-            args=[self.owner, self.ttl_ms],
+            args=[self.owner, now_ms, now_ms + self.ttl_ms, 2 * self.ttl_ms + 60_000],
         )
         return None if reply is None else str(reply)
 
@@ -99,11 +128,16 @@ class TrackerSettings:
     requeue_window_s: float = 900.0
     lease_ttl_s: float = 90.0
     max_backoff_s: float = 300.0
+    query_chunk: int = 1000  # jobs per scheduler query; the lease is renewed between them
 
 
 @dataclass
 class PassReport:
-    """What one pass over one tag saw and did."""
+    """What one pass over one tag saw and did.
+
+    ``problems`` are the jobs (or the whole tag, job ``""``) this pass skipped, and why:
+    a record field that does not parse, a scheduler row that does not, an error.
+    """
 
     tag: str
     active: bool = True  # False when another tracker holds the lease
@@ -112,6 +146,7 @@ class PassReport:
     updated: int = 0
     degraded: str | None = None
     replayed: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def info_fields(info: JobInfo) -> dict[str, Any]:
@@ -124,6 +159,7 @@ def info_fields(info: JobInfo) -> dict[str, Any]:
         "started_at": info.started_at,
         "ended_at": info.ended_at,
         "nodes": info.nodes,
+        "local_dir": info.location,
     }
 
 
@@ -138,6 +174,58 @@ def _changed(record: Mapping[str, str], fields: Mapping[str, Any]) -> dict[str, 
     return out
 
 
+def parse_moment(text: str, field_name: str) -> datetime:
+    """A stored timestamp; ValueError naming the field if it is not ISO 8601 with a zone."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field_name} {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{field_name} {text!r} has no time zone")
+    return moment
+
+
+def _plan_one(
+    job_id: str,
+    current: State,
+    record: Mapping[str, str],
+    info: JobInfo | None,
+    *,
+    now: datetime,
+    lost_grace_s: float,
+) -> tuple[Transition | None, dict[str, Any] | None]:
+    if info is None:
+        if current is not State.PENDING_AND_RUNNING:
+            return None, None
+        since = record.get("missing_since")
+        if not since:
+            return None, {"missing_since": now}
+        if (now - parse_moment(since, "missing_since")).total_seconds() >= lost_grace_s:
+            reason = f"unknown to the scheduler since {since}"
+            return Transition(job_id, current, State.LOST, {"reason": reason}), None
+        return None, None
+    fields = info_fields(info)
+    if record.get("missing_since"):
+        fields["missing_since"] = ""
+    if info.state.is_terminal and info.ended_at is None:
+        # slurmdbd replaying rows after an outage first writes an end state
+        # without End time or exit code: wait for the complete row.
+        return None, None
+    if current is State.PENDING_AND_RUNNING:
+        if info.state.is_terminal:
+            return Transition(job_id, current, info.state, fields), None
+        if record.get("raw_state") == "RUNNING" and info.raw_state in ("PENDING", "REQUEUED"):
+            attempts = record.get("attempts") or "1"
+            if not (attempts.isascii() and attempts.isdigit()):
+                raise ValueError(f"attempts {attempts!r} is not a whole number")
+            fields["attempts"] = int(attempts) + 1
+        return None, _changed(record, fields) or None
+    if current in REQUEUEABLE_STATES and info.state is not current:
+        # SLURM requeued the job (or finished it after a requeue): not a failure.
+        return Transition(job_id, current, info.state, fields, new_attempt=True), None
+    return None, None
+
+
 def plan(
     watched: Mapping[str, State],
     records: Mapping[str, Mapping[str, str]],
@@ -145,43 +233,48 @@ def plan(
     *,
     now: datetime,
     lost_grace_s: float,
+    skip: Iterable[str] = (),
+    problems: list[tuple[str, str]] | None = None,
 ) -> tuple[list[Transition], dict[str, tuple[State, dict[str, Any]]]]:
-    """Decide moves and record updates from what the scheduler reported (pure)."""
+    """Decide moves and record updates from what the scheduler reported (pure).
+
+    Jobs in ``skip`` (their scheduler row did not parse) are left alone this pass.  A
+    job whose record holds a field that does not parse is left alone too, and noted in
+    ``problems``: one bad record never stops the others from being filed.
+    """
     moves: list[Transition] = []
     updates: dict[str, tuple[State, dict[str, Any]]] = {}
+    skipped = set(skip)
     for job_id, current in watched.items():
-        record = records.get(job_id, {})
-        info = infos.get(job_id)
-        if info is None:
-            if current is not State.PENDING_AND_RUNNING:
-                continue
-            since = record.get("missing_since")
-            if not since:
-                updates[job_id] = (current, {"missing_since": now})
-            elif (now - datetime.fromisoformat(since)).total_seconds() >= lost_grace_s:
-                reason = f"unknown to the scheduler since {since}"
-                moves.append(Transition(job_id, current, State.LOST, {"reason": reason}))
+        if job_id in skipped:
             continue
-        fields = info_fields(info)
-        if record.get("missing_since"):
-            fields["missing_since"] = ""
-        if info.state.is_terminal and info.ended_at is None:
-            # slurmdbd replaying rows after an outage first writes an end state
-            # without End time or exit code: wait for the complete row.
+        try:
+            move, update = _plan_one(
+                job_id,
+                current,
+                records.get(job_id, {}),
+                infos.get(job_id),
+                now=now,
+                lost_grace_s=lost_grace_s,
+            )
+        except ValueError as exc:
+            if problems is not None:
+                problems.append((job_id, f"bad record: {exc}"))
             continue
-        if current is State.PENDING_AND_RUNNING:
-            if info.state.is_terminal:
-                moves.append(Transition(job_id, current, info.state, fields))
-                continue
-            if record.get("raw_state") == "RUNNING" and info.raw_state in ("PENDING", "REQUEUED"):
-                fields["attempts"] = int(record.get("attempts") or 1) + 1
-            changed = _changed(record, fields)
-            if changed:
-                updates[job_id] = (current, changed)
-        elif current in REQUEUEABLE_STATES and info.state is not current:
-            # SLURM requeued the job (or finished it after a requeue): not a failure.
-            moves.append(Transition(job_id, current, info.state, fields, new_attempt=True))
+        if move is not None:
+            moves.append(move)
+        if update:
+            updates[job_id] = (current, update)
     return moves, updates
+
+
+class LostLease(Exception):
+    """Another tracker took this tag's lease during our pass."""
+
+
+# Errors that concern the whole pass (Redis or the scheduler is down): the daemon backs
+# off.  Any other error concerns one tag: it is reported and the other tags go on.
+_INFRASTRUCTURE = (redis.ConnectionError, redis.TimeoutError, RedisUnavailable, SchedulerError)
 
 
 class Tracker:
@@ -198,6 +291,7 @@ class Tracker:
         settings: TrackerSettings | None = None,
         owner: str | None = None,
         journal_target: str = "",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.client = client
         self.tags = tags
@@ -207,14 +301,23 @@ class Tracker:
         self.owner = owner or f"{threading.get_native_id()}-{uuid.uuid4().hex[:8]}"
         self.journal = Journal(home)
         self.journal_target = journal_target
+        self.clock = clock or utcnow
         self.leases: dict[str, Lease] = {}
+        self._status = client.register_script(_STATUS_LUA)
 
     def _lease(self, tag: str) -> Lease:
         if tag not in self.leases:
             self.leases[tag] = Lease(self.client, tag, self.owner, self.settings.lease_ttl_s)
         return self.leases[tag]
 
-    def _watched(self, ledger: Ledger, now: datetime) -> tuple[dict[str, State], dict[str, Any]]:
+    def _renew(self, tag: str, token: str) -> None:
+        """Renew the lease mid-pass; LostLease if another tracker holds it now."""
+        if self._lease(tag).acquire(self.clock()) != token:
+            raise LostLease(tag)
+
+    def _watched(
+        self, ledger: Ledger, now: datetime, problems: list[tuple[str, str]]
+    ) -> tuple[dict[str, State], dict[str, Any]]:
         watch_states = [State.PENDING_AND_RUNNING, *sorted(REQUEUEABLE_STATES)]
         with self.client.pipeline(transaction=False) as pipe:
             for s in watch_states:
@@ -228,79 +331,139 @@ class Tracker:
         window = timedelta(seconds=self.settings.requeue_window_s)
         for job_id, state in list(watched.items()):
             if state in REQUEUEABLE_STATES:
-                ended = records[job_id].get("ended_at") or records[job_id].get("updated_at")
-                if not ended or now - datetime.fromisoformat(ended) > window:
+                name = "ended_at" if records[job_id].get("ended_at") else "updated_at"
+                ended = records[job_id].get(name)
+                try:
+                    if not ended or now - parse_moment(ended, name) > window:
+                        del watched[job_id]
+                except ValueError as exc:
+                    problems.append((job_id, f"bad record: {exc}"))
                     del watched[job_id]
         return watched, records
 
     def _query(
-        self, watched: Iterable[str], records: Mapping[str, Any]
-    ) -> tuple[dict[str, JobInfo], str | None]:
-        by_backend: dict[str, list[str]] = {}
+        self,
+        tag: str,
+        token: str,
+        watched: Iterable[str],
+        records: Mapping[str, Any],
+        report: PassReport,
+    ) -> tuple[dict[str, JobInfo], set[str]]:
+        """Ask each backend about its jobs, a chunk at a time, renewing the lease between."""
+        by_backend: dict[str, dict[str, Mapping[str, str]]] = {}
         for job_id in watched:
-            name = records.get(job_id, {}).get("scheduler") or self.default_scheduler
-            by_backend.setdefault(name, []).append(job_id)
+            record = records.get(job_id, {})
+            name = record.get("scheduler") or self.default_scheduler
+            by_backend.setdefault(name, {})[job_id] = record
         infos: dict[str, JobInfo] = {}
-        degraded = None
-        for name, ids in by_backend.items():
-            result = self.scheduler(name).query(ids)
-            infos.update(result.jobs)
-            degraded = degraded or result.degraded
-        return infos, degraded
+        skip: set[str] = set()
+        chunk = max(1, self.settings.query_chunk)
+        for name, jobs in by_backend.items():
+            ids = list(jobs)
+            for start in range(0, len(ids), chunk):
+                if start:
+                    self._renew(tag, token)
+                part = {j: jobs[j] for j in ids[start : start + chunk]}
+                result = self.scheduler(name).query(part)
+                infos.update(result.jobs)
+                report.degraded = report.degraded or result.degraded
+                for job_id, why in result.problems:
+                    report.problems.append((job_id, f"{name}: {why}"))
+                    # A row whose job cannot be told: no job of the chunk counts as missing.
+                    skip |= {job_id} if job_id else set(part) - result.jobs.keys()
+        return infos, skip
 
     def run_pass(self, *, now: datetime) -> list[PassReport]:
-        """One pass over every tag: replay the journal, query, move, update."""
+        """One pass over every tag: replay the journal, query, move, update.
+
+        An error in one tag (bad data, a Redis error on one of its keys) is logged,
+        reported in that tag's report and status, and the other tags go on.
+        """
         replayed = len(self.journal.replay(self.client, self.journal_target))
         reports = []
         for tag in self.tags():
-            ledger = Ledger(self.client, tag)
-            report = PassReport(ledger.tag, replayed=replayed)
+            report = PassReport(tag, replayed=replayed)
             reports.append(report)
-            token = self._lease(tag).acquire()
-            if token is None:
+            try:
+                self._pass_tag(tag, report, now)
+            except LostLease:
                 report.active = False
-                continue
-            watched, records = self._watched(ledger, now)
-            report.checked = len(watched)
-            if not watched:
-                self._write_status(ledger.tag, report, now)
-                continue
-            infos, report.degraded = self._query(watched, records)
+                log.warning("tag %s: another tracker took the lease mid-pass", tag)
+            except _INFRASTRUCTURE:
+                raise
+            except Exception as exc:
+                log.exception("tag %s: pass failed", tag)
+                report.problems.append(("", f"{type(exc).__name__}: {exc}"))
+                with contextlib.suppress(redis.RedisError):
+                    self._write_status(tag, report, now, token=None)
+        return reports
+
+    def _pass_tag(self, tag: str, report: PassReport, now: datetime) -> None:
+        ledger = Ledger(self.client, tag)
+        token = self._lease(tag).acquire(self.clock())
+        if token is None:
+            report.active = False
+            return
+        watched, records = self._watched(ledger, now, report.problems)
+        report.checked = len(watched)
+        if watched:
+            infos, skip = self._query(tag, token, watched, records, report)
             moves, updates = plan(
-                watched, records, infos, now=now, lost_grace_s=self.settings.lost_grace_s
+                watched,
+                records,
+                infos,
+                now=now,
+                lost_grace_s=self.settings.lost_grace_s,
+                skip=skip,
+                problems=report.problems,
             )
+            self._renew(tag, token)
             outcomes = _again_if_restarted(ledger.apply, moves, now=now, by="tracker", fence=token)
             for tr, outcome in zip(moves, outcomes, strict=True):
                 if outcome == -1:
-                    report.active = False
-                    log.warning("tag %s: lost the tracker lease mid-pass", ledger.tag)
-                    break
+                    raise LostLease(tag)
                 if outcome == 1:
                     report.moved.append((tr.job_id, tr.source.value, tr.target.value))
-                    log.info("%s %s: %s -> %s", ledger.tag, tr.job_id, tr.source, tr.target)
-            if not report.active:
-                continue  # a newer tracker holds the lease: leave the rest to it
-            report.updated = _again_if_restarted(self._update, ledger, updates)
-            self._write_status(ledger.tag, report, now)
-        return reports
+                    log.info("%s %s: %s -> %s", tag, tr.job_id, tr.source, tr.target)
+            report.updated = _again_if_restarted(self._update, ledger, updates, token)
+        for job_id, why in report.problems:
+            log.warning("tag %s, job %s: skipped: %s", tag, job_id or "(unknown)", why)
+        if self._write_status(tag, report, now, token=token) == -1:
+            raise LostLease(tag)
 
-    def _update(self, ledger: Ledger, updates: Mapping[str, tuple[State, dict[str, Any]]]) -> int:
+    def _update(
+        self, ledger: Ledger, updates: Mapping[str, tuple[State, dict[str, Any]]], token: str
+    ) -> int:
         with self.client.pipeline(transaction=False) as pipe:
             for job_id, (state, fields) in updates.items():
-                ledger.update_record(job_id, state, fields, pipeline=pipe)
-            return sum(int(r) for r in pipe.execute())
+                ledger.update_record(job_id, state, fields, fence=token, pipeline=pipe)
+            replies = [int(r) for r in pipe.execute()]
+        if -1 in replies:
+            raise LostLease(ledger.tag)
+        return sum(replies)
 
-    def _write_status(self, tag: str, report: PassReport, now: datetime) -> None:
-        self.client.hset(
-            keys.tracker_status(tag),
-            mapping={
-                "owner": self.owner,
-                "last_pass_at": isoformat(now),
-                "mode": "degraded" if report.degraded else "ok",
-                "degraded_reason": report.degraded or "",
-                "checked": report.checked,
-                "moved": len(report.moved),
-            },
+    def _write_status(
+        self, tag: str, report: PassReport, now: datetime, *, token: str | None
+    ) -> int:
+        status: dict[str, Any] = {
+            "owner": self.owner,
+            "last_pass_at": isoformat(now),
+            "mode": "degraded" if report.degraded else "ok",
+            "degraded_reason": report.degraded or "",
+            "checked": report.checked,
+            "moved": len(report.moved),
+            "problems": len(report.problems),
+        }
+        if report.problems:
+            job_id, why = report.problems[-1]
+            where = f"job {job_id}" if job_id else "the tag"
+            status["last_problem"] = f"{where}: {why}"
+            status["last_problem_at"] = isoformat(now)
+        flat = [str(x) for pair in status.items() for x in pair]
+        return int(
+            self._status(
+                keys=[keys.tracker_status(tag), keys.tracker_fence(tag)], args=[token or "", *flat]
+            )
         )
 
     def run(
@@ -310,16 +473,24 @@ class Tracker:
         now: Callable[[], datetime],
         on_pass: Callable[[list[PassReport]], None] | None = None,
     ) -> None:
-        """Pass after pass until ``stop`` is set; back off while Redis or the scheduler fail."""
+        """Pass after pass until ``stop`` is set; back off while a pass fails.
+
+        Nothing a pass raises ends the loop: Redis or the scheduler being down is
+        logged as a warning, anything else with its traceback, and the wait before the
+        next try doubles up to ``max_backoff_s``.
+        """
         failures = 0
         try:
             while not stop.is_set():
                 try:
                     reports = self.run_pass(now=now())
-                except (JobledgerError, redis.RedisError) as exc:
+                except Exception as exc:
                     failures += 1
-                    wait = min(self.settings.interval_s * 2**failures, self.settings.max_backoff_s)
-                    log.warning("pass failed (%s); retrying in %.0f s", exc, wait)
+                    wait = backoff(self.settings.interval_s, failures, self.settings.max_backoff_s)
+                    if isinstance(exc, (JobledgerError, redis.RedisError)):
+                        log.warning("pass failed (%s); retrying in %.0f s", exc, wait)
+                    else:
+                        log.exception("pass failed unexpectedly; retrying in %.0f s", wait)
                     stop.wait(wait)
                     continue
                 failures = 0
@@ -337,3 +508,8 @@ class Tracker:
         for lease in self.leases.values():
             with contextlib.suppress(redis.RedisError):  # otherwise it expires by itself
                 lease.release()
+
+
+def backoff(interval_s: float, failures: int, cap_s: float) -> float:
+    """interval x 2^failures, at most ``cap_s`` (and no float overflow after 1,024 failures)."""
+    return float(min(interval_s * 2 ** min(failures, 32), cap_s))

@@ -598,7 +598,15 @@ class Experiment:
         n_cli = min(self.cfg.cli_launches, self.cfg.jobs)
         for _ in range(n_cli):
             t0 = time.perf_counter()
-            run = self.cli("launch", "--scheduler", "local", "--json", str(self.script))
+            run = self.cli(
+                "launch",
+                "--scheduler",
+                "local",
+                "--max-running",
+                "10000",
+                "--json",
+                str(self.script),
+            )
             cli_times.append(time.perf_counter() - t0)
             if run.returncode != 0:
                 raise RuntimeError(f"jobledger launch failed: {run.stderr.strip()}")
@@ -619,6 +627,7 @@ class Experiment:
                         settings=settings,
                         scheduler=scheduler,
                         connect=lambda: client,
+                        max_running=10_000,  # every job runs at once: the load is the point
                         now=utcnow(),
                     )
                     api_times.append(time.perf_counter() - t0)
@@ -630,12 +639,13 @@ class Experiment:
         return ids, cli_times, api_times
 
     def job_states(self, ids: list[str]) -> dict[str, str]:
+        from jobledger.schedulers.local import task_state_path
+
         states = {}
         for job in ids:
             try:
-                data = json.loads(
-                    (self.expdir / ".jobledger/local" / job / "state.json").read_text()
-                )
+                local_dir = self.expdir / ".jobledger/local" / job
+                data = json.loads(task_state_path(local_dir, job).read_text())
                 states[job] = str(data.get("state"))
             except (OSError, ValueError):
                 states[job] = "?"
@@ -664,8 +674,9 @@ class Experiment:
 
         left = [j for j, s in self.job_states(ids).items() if s not in OUTCOMES]
         if left:
+            local = self.expdir / ".jobledger/local"
             with contextlib.suppress(Exception):
-                LocalScheduler(self.expdir).cancel(left)
+                LocalScheduler(self.expdir).cancel({j: {"local_dir": str(local / j)} for j in left})
 
     def job_timings(self, ids: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
         timings, problems = [], []

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from jobledger.errors import UsageError
 from jobledger.states import State
 
-__all__ = ["JobInfo", "QueryResult", "Scheduler", "Submission", "SubmitRequest"]
+__all__ = [
+    "JobInfo",
+    "QueryResult",
+    "Records",
+    "Scheduler",
+    "Submission",
+    "SubmitRequest",
+]
+
+Records = Mapping[str, Mapping[str, str]]
+"""Job ID -> its ledger record: how a backend finds a job's state (never the current directory)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class JobInfo:
     nodes: str | None = None
     name: str | None = None
     restarts: int | None = None
+    location: str | None = None  # where the backend keeps the job (local: its local_dir)
 
 
 @dataclass(frozen=True)
@@ -45,55 +54,61 @@ class SubmitRequest:
     time_limit: str | None = None
     array: str | None = None
     extra_args: Sequence[str] = ()
+    job_id: str | None = None  # allocated by the ledger, for backends that take one
+    max_running: int | None = None  # local scheduler: how many jobs may run at once
 
 
 @dataclass(frozen=True)
 class Submission:
-    """A job the scheduler accepted: the IDs the ledger records (one per array task)."""
+    """A job the scheduler accepted: the IDs the ledger records (one per array task).
+
+    ``fields`` go into every job's record (the local scheduler: where its state lives).
+    """
 
     job_ids: tuple[str, ...]
     cluster: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class QueryResult:
-    """One batched state query: the jobs found, and whether data was degraded."""
+    """One batched state query: the jobs found, and whether data was degraded.
+
+    ``problems`` are rows or records the backend could not read, as (job ID or "", why);
+    the jobs they concern are simply absent from ``jobs``.
+    """
 
     jobs: dict[str, JobInfo]
     degraded: str | None = None  # why the backend could not use its primary source
+    problems: tuple[tuple[str, str], ...] = ()
 
 
 class Scheduler(Protocol):
-    """A batch system jobledger can submit to and ask about jobs."""
+    """A batch system jobledger can submit to and ask about jobs.
+
+    ``allocates_ids``: the scheduler names its jobs (sbatch); otherwise the ledger
+    allocates an ID and passes it in ``SubmitRequest.job_id``.  ``remote_nodes``: jobs
+    may run on other machines, which cannot reach a unix socket on this one.
+    """
 
     name: str
+    allocates_ids: bool
+    remote_nodes: bool
 
     def submit(self, request: SubmitRequest) -> Submission: ...
 
-    def query(self, job_ids: Iterable[str]) -> QueryResult: ...
+    def start(self, submission: Submission) -> None:
+        """Let the accepted jobs run; called once their IDs are recorded or journaled."""
+        ...
 
-    def cancel(self, job_ids: Sequence[str]) -> None: ...
+    def describe(self, request: SubmitRequest) -> list[str]:
+        """What ``launch --dry-run`` shows: the command that would run, if any."""
+        ...
+
+    def query(self, jobs: Records) -> QueryResult: ...
+
+    def cancel(self, jobs: Records) -> list[str]:
+        """Cancel jobs; returns those that had already ended (nothing was sent to them)."""
+        ...
 
     def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]: ...
-
-
-# ASCII digits, at most 9 per part: int() takes other scripts' digits, and fails on 4,300+.
-_TIME_LIMIT = re.compile(r"(?:([0-9]{1,9})-)?([0-9]{1,9})(?::([0-9]{1,9}))?(?::([0-9]{1,9}))?")
-_TIME_HELP = "use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
-
-
-def parse_time_limit(text: str) -> int:
-    """Seconds in a SLURM time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS."""
-    m = _TIME_LIMIT.fullmatch(text.strip())
-    if m is None:
-        raise UsageError(f"invalid time limit {text!r}: {_TIME_HELP}")
-    days, *rest = m.groups()
-    numbers = [int(n) for n in rest if n is not None]
-    if days is not None:
-        units: tuple[int, ...] = (3600, 60, 1)
-    else:
-        units = {1: (60,), 2: (60, 1), 3: (3600, 60, 1)}[len(numbers)]
-    total = int(days or 0) * 86400 + sum(n * u for n, u in zip(numbers, units, strict=False))
-    if total <= 0:
-        raise UsageError(f"invalid time limit {text!r}: must be positive")
-    return total

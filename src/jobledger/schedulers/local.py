@@ -1,46 +1,83 @@
-"""The local scheduler: each job is a detached supervisor process on this machine.
+"""The local scheduler: jobs run as processes on this machine, queued like a scheduler's.
 
-State lives in files under ``<home>/.jobledger/local/<jobid>/`` so it survives
-the launching command: a supervisor (``python -m jobledger.schedulers.local``)
-starts the script in its own process group, enforces the time limit, and writes
-the outcome to ``state.json`` atomically, the way sacct remembers SLURM jobs.
+Each submission (one job, or every task of an array) gets a directory
+``<home>/.jobledger/local/<jobid>/`` and one detached supervisor process
+(``jobledger.schedulers.local_supervisor``) that runs its tasks in order, at most
+``max_running`` at once on this machine (and at most the array's ``%N``), and
+writes each task's outcome atomically, the way sacct remembers SLURM jobs::
+
+    meta.json              what to run: script, environment, task IDs, limits
+    supervisor.json        the supervisor's identity (PID, start time, boot)
+    tasks/<jobid>.json     a task's state once it started or ended
+    cancel/<jobid>         a cancel request for a task
+
+The ledger allocates the job IDs (one ``INCR`` on its server), so they are unique
+among all the jobs it holds; each job's record keeps ``local_dir``, and every
+reader finds the job's state through it, never through the current directory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from jobledger.errors import SchedulerError, UsageError
+from jobledger.process import ProcessId, alive, identity
 from jobledger.schedulers.base import (
     JobInfo,
     QueryResult,
+    Records,
     Submission,
     SubmitRequest,
-    parse_time_limit,
 )
-from jobledger.schedulers.slurm_parsers import expand_array_spec
+from jobledger.specs import array_throttle, expand_array_spec, parse_time_limit
 from jobledger.states import State
 
-__all__ = ["LocalScheduler", "sbatch_time_directive"]
+__all__ = [
+    "OUTCOMES",
+    "JobIdInUse",
+    "LocalScheduler",
+    "default_max_running",
+    "pool_dir",
+    "read_json",
+    "sbatch_time_directive",
+    "task_state_path",
+    "write_job_files",
+    "write_json",
+]
 
-_KILL_GRACE_S = 5.0
+OUTCOMES = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"})
 _DETACHED: list[subprocess.Popen[bytes]] = []
-_OUTCOMES = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"}
-
-
 _TIME_DIRECTIVE = re.compile(r"#SBATCH\s+(?:--time(?:=|\s+)|-t\s*)(\S+)")
+
+
+class JobIdInUse(SchedulerError):
+    """The job ID the ledger allocated already names a local job here (a reset server)."""
+
+
+def default_max_running() -> int:
+    """How many local jobs run at once when nothing says: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def pool_dir() -> Path:
+    """The run queue and job slots shared by every local job of this user on this machine."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "jobledger" / f"local-{socket.gethostname()}"
 
 
 def sbatch_time_directive(script_head: str) -> str | None:
@@ -63,18 +100,18 @@ def _read_head(script: Path) -> str:
         return ""
 
 
-def _now() -> str:
+def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write atomically (temp file + rename) so readers never see half a file."""
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(data), encoding="utf-8")
     tmp.replace(path)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -82,164 +119,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is dead for our purposes.
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
-    return True
+def task_state_path(local_dir: Path, job_id: str) -> Path:
+    return local_dir / "tasks" / f"{job_id}.json"
 
 
-class LocalScheduler:
-    """Run job scripts as detached processes; one directory of state files per job."""
-
-    name = "local"
-
-    def __init__(self, home: Path) -> None:
-        self.root = home / ".jobledger" / "local"
-
-    # --- submit ---------------------------------------------------------------
-
-    def _next_id(self) -> int:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        counter = self.root / "next_id"
-        with (self.root / "next_id.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                value = int(counter.read_text() or "1") if counter.exists() else 1
-            except ValueError as exc:
-                raise SchedulerError(
-                    f"{counter} is corrupt; remove it to restart numbering"
-                ) from exc
-            counter.write_text(str(value + 1))
-            return value
-
-    def submit(self, request: SubmitRequest) -> Submission:
-        if request.extra_args:
-            raise UsageError(
-                "arguments after -- are for sbatch; the local scheduler takes none "
-                f"(got {' '.join(request.extra_args)})"
-            )
-        time_limit = request.time_limit or sbatch_time_directive(_read_head(request.script))
-        limit_s = parse_time_limit(time_limit) if time_limit else None
-        base = str(self._next_id())
-        tasks = expand_array_spec(request.array) if request.array else [None]
-        ids = []
-        for task in tasks:
-            job_id = base if task is None else f"{base}_{task}"
-            self._start(job_id, request, limit_s, task)
-            ids.append(job_id)
-        return Submission(tuple(ids))
-
-    def _start(
-        self, job_id: str, request: SubmitRequest, limit_s: int | None, task: str | None
-    ) -> None:
-        job_dir = self.root / job_id
-        job_dir.mkdir(parents=True, exist_ok=False)
-        out_name = f"{request.name}-{job_id}"
-        meta = {
-            "job_id": job_id,
-            "name": request.name,
-            "script": str(request.script),
-            "work_dir": str(request.work_dir),
-            "stdout": str(request.output_dir / f"{out_name}.out"),
-            "stderr": str(request.output_dir / f"{out_name}.err"),
-            "time_limit_s": limit_s,
-            "env": {
-                **request.env,
-                "JOBLEDGER_JOB_ID": job_id,
-                "JOB_SPECIFIC_PREFIX": f"{request.tag}-{job_id}",
-                **({"JOBLEDGER_ARRAY_TASK_ID": task} if task is not None else {}),
-            },
-        }
-        _write_json(job_dir / "meta.json", meta)
-        _write_json(job_dir / "state.json", {"state": "PENDING", "submitted_at": _now()})
-        with (job_dir / "supervisor.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "jobledger.schedulers.local", str(job_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # survives the launching terminal and its signals
-                close_fds=True,
-            )
-        # We never wait for it; keeping the object stops a ResourceWarning in
-        # long-lived callers (tests, the demo) while the supervisor still runs.
-        _DETACHED[:] = [p for p in _DETACHED if p.poll() is None]  # poll() reaps the ended
-        _DETACHED.append(proc)
-
-    # --- query ----------------------------------------------------------------
-
-    def query(self, job_ids: Iterable[str]) -> QueryResult:
-        jobs: dict[str, JobInfo] = {}
-        for job_id in job_ids:
-            info = self._info(job_id)
-            if info is not None:
-                jobs[job_id] = info
-        return QueryResult(jobs)
-
-    def _info(self, job_id: str) -> JobInfo | None:
-        job_dir = self.root / job_id
-        state = _read_json(job_dir / "state.json")
-        if state is None:
-            return None  # unknown here: the tracker's grace period decides
-        raw = str(state.get("state"))
-        if raw in ("PENDING", "RUNNING"):
-            pid = state.get("supervisor_pid")
-            if raw == "RUNNING" and isinstance(pid, int) and not _alive(pid):
-                return None  # supervisor died (reboot, kill -9): outcome unknown
-            ledger_state = State.PENDING_AND_RUNNING
-        elif raw in _OUTCOMES:
-            ledger_state = State(raw)
-        else:
-            return None
-        return JobInfo(
-            job_id=job_id,
-            state=ledger_state,
-            raw_state=raw,
-            exit_code=state.get("exit_code"),
-            signal=state.get("signal"),
-            reason=state.get("reason"),
-            started_at=_parse_time(state.get("started_at")),
-            ended_at=_parse_time(state.get("ended_at")),
-            nodes=state.get("node"),
-        )
-
-    # --- cancel / find --------------------------------------------------------
-
-    def cancel(self, job_ids: Sequence[str]) -> None:
-        for job_id in job_ids:
-            job_dir = self.root / job_id
-            if not job_dir.is_dir():
-                raise SchedulerError(f"local job {job_id} does not exist")
-            (job_dir / "cancel").touch()
-            state = _read_json(job_dir / "state.json") or {}
-            pid = state.get("supervisor_pid")
-            if isinstance(pid, int):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-
-    def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]:
-        found = []
-        for job_dir in self._job_dirs():
-            meta = _read_json(job_dir / "meta.json") or {}
-            if meta.get("name") != name:
-                continue
-            if since and datetime.fromtimestamp(job_dir.stat().st_mtime) < since:
-                continue
-            info = self._info(job_dir.name)
-            if info is not None:
-                found.append(info)
-        return found
-
-    def _job_dirs(self) -> Iterator[Path]:
-        if self.root.is_dir():
-            yield from (d for d in self.root.iterdir() if d.is_dir())
+def supervisor_of(local_dir: Path) -> ProcessId | None:
+    return ProcessId.from_dict(read_json(local_dir / "supervisor.json"))
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -251,92 +136,219 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-# --- the supervisor process -----------------------------------------------------
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _command(script: Path) -> list[str]:
-    if os.access(script, os.X_OK):
-        return [str(script)]
-    if script.suffix == ".py":
-        return [sys.executable, str(script)]
-    return ["/bin/bash", str(script)]
-
-
-def supervise(job_dir: Path) -> int:
-    """Run one job to its end and record the outcome; the body of the detached process."""
-    meta = _read_json(job_dir / "meta.json")
-    if meta is None:
-        return 2
-    state_file = job_dir / "state.json"
-    state: dict[str, Any] = _read_json(state_file) or {}
-    cancelled = False
-
-    def on_term(signum: int, frame: object) -> None:
-        nonlocal cancelled
-        cancelled = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    if (job_dir / "cancel").exists():
-        _write_json(state_file, {**state, "state": "CANCELLED", "ended_at": _now()})
-        return 0
-    stdout = Path(meta["stdout"])
-    stdout.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **meta["env"]}
-    with stdout.open("ab") as out, Path(meta["stderr"]).open("ab") as err:
-        proc = subprocess.Popen(
-            _command(Path(meta["script"])),
-            cwd=meta["work_dir"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-    state.update(
-        state="RUNNING",
-        started_at=_now(),
-        supervisor_pid=os.getpid(),
-        pid=proc.pid,
-        node=os.uname().nodename,
+def _info(job_id: str, state: dict[str, Any], ledger_state: State, where: Path) -> JobInfo:
+    reason = state.get("reason")
+    node = state.get("node")
+    return JobInfo(
+        job_id=job_id,
+        state=ledger_state,
+        raw_state=str(state.get("state", "PENDING")),
+        exit_code=_int_or_none(state.get("exit_code")),
+        signal=_int_or_none(state.get("signal")),
+        reason=reason if isinstance(reason, str) else None,
+        started_at=_parse_time(state.get("started_at")),
+        ended_at=_parse_time(state.get("ended_at")),
+        nodes=node if isinstance(node, str) else None,
+        location=str(where),
     )
-    _write_json(state_file, state)
-    limit = meta.get("time_limit_s")
-    started = time.monotonic()
-    deadline = started + limit if limit else None
-    outcome = None
-    while proc.poll() is None:
-        if cancelled or (job_dir / "cancel").exists():
-            outcome = "CANCELLED"
-        elif deadline is not None and time.monotonic() > deadline:
-            outcome = "TIMEOUT"
-        if outcome:
-            _kill_group(proc)
-            break
-        # Quick at first (short jobs, prompt cancel), then cheap: 200 idle
-        # supervisors polling every 50 ms cost most of a 2-core machine.
-        time.sleep(0.05 if time.monotonic() - started < 2 else 0.5)
-    code = proc.wait()
-    if outcome is None:
-        outcome = "COMPLETED" if code == 0 else "FAILED"
-    state.update(
-        state=outcome,
-        ended_at=_now(),
-        exit_code=code if code >= 0 else 0,
-        signal=-code if code < 0 else 0,
-    )
-    _write_json(state_file, state)
-    return 0
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=_KILL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+class LocalScheduler:
+    """Run job scripts as queued processes on this machine; state files per submission."""
+
+    name = "local"
+    allocates_ids = False
+    remote_nodes = False
+
+    def __init__(self, home: Path, *, pool: Path | None = None) -> None:
+        self.root = home / ".jobledger" / "local"
+        self.pool = pool
+
+    # --- submit ---------------------------------------------------------------
+
+    def describe(self, request: SubmitRequest) -> list[str]:
+        return []
+
+    def submit(self, request: SubmitRequest) -> Submission:
+        """Write the submission's directory; nothing runs until :meth:`start`."""
+        if request.extra_args:
+            raise UsageError(
+                "arguments after -- are for sbatch; the local scheduler takes none "
+                f"(got {' '.join(request.extra_args)})"
+            )
+        if request.job_id is None:
+            raise SchedulerError("the local scheduler needs a job ID allocated by the ledger")
+        time_limit = request.time_limit or sbatch_time_directive(_read_head(request.script))
+        limit_s = parse_time_limit(time_limit) if time_limit else None
+        base = request.job_id
+        tasks = expand_array_spec(request.array) if request.array else None
+        job_ids = [base] if tasks is None else [f"{base}_{t}" for t in tasks]
+        local_dir = self.root / base
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            local_dir.mkdir()
+        except FileExistsError:
+            raise JobIdInUse(f"local job {base} already exists in {self.root}") from None
+        meta = {
+            "base": base,
+            "job_ids": job_ids,
+            "tasks": tasks,
+            "tag": request.tag,
+            "name": request.name,
+            "script": str(request.script),
+            "work_dir": str(request.work_dir),
+            "output_dir": str(request.output_dir),
+            "time_limit_s": limit_s,
+            "throttle": array_throttle(request.array) if request.array else None,
+            "max_running": request.max_running or default_max_running(),
+            "pool": str(self.pool or pool_dir()),
+            "submitted_ns": time.time_ns(),
+            "submitted_at": now_iso(),
+            "env": dict(request.env),
+        }
+        (local_dir / "tasks").mkdir()
+        write_json(local_dir / "meta.json", meta)
+        return Submission(tuple(job_ids), fields={"local_dir": str(local_dir)})
+
+    def start(self, submission: Submission) -> None:
+        """Start the submission's supervisor, detached (it outlives this command)."""
+        local_dir = Path(submission.fields["local_dir"])
+        try:
+            with (local_dir / "supervisor.log").open("ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "jobledger.schedulers.local_supervisor", str(local_dir)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,  # survives the launching terminal and its signals
+                    close_fds=True,
+                )
+        except OSError as exc:
+            reason = f"the local supervisor could not start: {exc}"
+            for job_id in submission.job_ids:
+                state = {"state": "FAILED", "ended_at": now_iso(), "reason": reason}
+                write_json(task_state_path(local_dir, job_id), state)
+            return
+        # The supervisor writes this too; written here as well, a query right after
+        # launch already knows who runs the job.
+        write_json(local_dir / "supervisor.json", identity(proc.pid).as_dict())
+        # We never wait for it; keeping the object stops a ResourceWarning in
+        # long-lived callers (tests, the demo) while the supervisor still runs.
+        _DETACHED[:] = [p for p in _DETACHED if p.poll() is None]  # poll() reaps the ended
+        _DETACHED.append(proc)
+
+    # --- query ----------------------------------------------------------------
+
+    def _dir_of(self, job_id: str, record: Mapping[str, str]) -> Path | None:
+        """Where the job's state lives: its record says (older records: in its work dir)."""
+        if record.get("local_dir"):
+            return Path(record["local_dir"])
+        if record.get("work_dir"):
+            return Path(record["work_dir"]) / ".jobledger" / "local" / job_id.split("_")[0]
+        return None  # nothing says where: unknown, never looked up by the current directory
+
+    def query(self, jobs: Records) -> QueryResult:
+        found: dict[str, JobInfo] = {}
+        supervisors: dict[Path, bool] = {}
+        members: dict[Path, frozenset[str]] = {}
+        for job_id, record in jobs.items():
+            local_dir = self._dir_of(job_id, record)
+            if local_dir is None:
+                continue
+            if local_dir not in members:
+                meta = read_json(local_dir / "meta.json") or {}
+                ids = meta.get("job_ids")
+                members[local_dir] = frozenset(ids) if isinstance(ids, list) else frozenset()
+            if job_id not in members[local_dir]:
+                continue  # unknown here: the tracker's grace period decides
+            info = self._task_info(local_dir, job_id, supervisors)
+            if info is not None:
+                found[job_id] = info
+        return QueryResult(found)
+
+    def _task_info(
+        self, local_dir: Path, job_id: str, supervisors: dict[Path, bool]
+    ) -> JobInfo | None:
+        path = task_state_path(local_dir, job_id)
+        state = read_json(path)
+        if state is not None and state.get("state") in OUTCOMES:
+            return _info(job_id, state, State(state["state"]), local_dir)
+        if local_dir not in supervisors:
+            sup = supervisor_of(local_dir)
+            supervisors[local_dir] = sup is not None and alive(sup)
+        if not supervisors[local_dir]:
+            # Gone (SIGKILL, OOM, reboot) or never started: the outcome is unknown, unless
+            # it wrote the outcome just before it exited.
+            state = read_json(path)
+            if state is not None and state.get("state") in OUTCOMES:
+                return _info(job_id, state, State(state["state"]), local_dir)
+            return None
+        return _info(job_id, state or {"state": "PENDING"}, State.PENDING_AND_RUNNING, local_dir)
+
+    # --- cancel / find --------------------------------------------------------
+
+    def cancel(self, jobs: Records) -> list[str]:
+        ended: list[str] = []
+        wake: dict[Path, ProcessId] = {}
+        for job_id, record in jobs.items():
+            local_dir = self._dir_of(job_id, record)
+            if local_dir is None or not (local_dir / "meta.json").is_file():
+                raise SchedulerError(f"local job {job_id}: no scheduler state in {local_dir}")
+            state = read_json(task_state_path(local_dir, job_id)) or {}
+            sup = supervisor_of(local_dir)
+            if state.get("state") in OUTCOMES or sup is None or not alive(sup):
+                ended.append(job_id)  # nothing runs it: a signal could hit another process
+                continue
+            (local_dir / "cancel").mkdir(exist_ok=True)
+            (local_dir / "cancel" / job_id).touch()
+            wake[local_dir] = sup
+        for sup in wake.values():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(sup.pid, signal.SIGUSR1)  # look at the cancel requests now
+        return ended
+
+    def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]:
+        found = []
+        for local_dir in self._submission_dirs():
+            meta = read_json(local_dir / "meta.json") or {}
+            if meta.get("name") != name:
+                continue
+            if since and datetime.fromtimestamp(local_dir.stat().st_mtime) < since:
+                continue
+            supervisors: dict[Path, bool] = {}
+            for job_id in meta.get("job_ids") or []:
+                info = self._task_info(local_dir, str(job_id), supervisors)
+                if info is not None:
+                    found.append(info)
+        return found
+
+    def _submission_dirs(self) -> Iterator[Path]:
+        if self.root.is_dir():
+            yield from (d for d in self.root.iterdir() if d.is_dir())
 
 
-if __name__ == "__main__":
-    sys.exit(supervise(Path(sys.argv[1])))
+def write_job_files(
+    home: Path,
+    job_id: str,
+    state: dict[str, Any],
+    *,
+    supervisor: ProcessId | None = None,
+) -> dict[str, str]:
+    """Write one job's files as launch and its supervisor leave them; its record fields.
+
+    For tests and benchmarks that need thousands of local jobs in a given state
+    without running them.  ``supervisor`` is the process that "runs" a job that has
+    not ended (a dead one, or None, makes it unknown).
+    """
+    local_dir = home / ".jobledger" / "local" / job_id
+    (local_dir / "tasks").mkdir(parents=True, exist_ok=True)
+    meta = {"base": job_id, "job_ids": [job_id], "tasks": None, "name": "sim"}
+    write_json(local_dir / "meta.json", meta)
+    if supervisor is not None:
+        write_json(local_dir / "supervisor.json", supervisor.as_dict())
+    write_json(task_state_path(local_dir, job_id), state)
+    return {"scheduler": "local", "local_dir": str(local_dir)}

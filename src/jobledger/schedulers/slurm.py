@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from jobledger.errors import SchedulerError
 from jobledger.ids import job_sort_key
-from jobledger.schedulers.base import JobInfo, QueryResult, Submission, SubmitRequest
+from jobledger.schedulers.base import JobInfo, QueryResult, Records, Submission, SubmitRequest
 from jobledger.schedulers.slurm_parsers import (
     SQUEUE_FORMAT,
-    expand_array_spec,
     is_accounting_unavailable,
     parse_sacct,
+    parse_sacct_rows,
     parse_sbatch_error,
     parse_sbatch_parsable,
-    parse_squeue,
+    parse_squeue_rows,
     sacct_format,
 )
+from jobledger.specs import expand_array_spec
 
 __all__ = ["SlurmScheduler", "with_prefix_export"]
 
@@ -70,6 +70,8 @@ class SlurmScheduler:
     """Submit with sbatch, query with batched sacct (squeue fallback), cancel with scancel."""
 
     name = "slurm"
+    allocates_ids = True
+    remote_nodes = True
 
     def __init__(self, *, chunk_size: int = 1000, timeout_s: float = 120.0) -> None:
         self.chunk_size = chunk_size
@@ -78,16 +80,25 @@ class SlurmScheduler:
     def _run(
         self, argv: list[str], *, stdin: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """Run a SLURM command; a query's timestamps are read as ISO (SLURM_TIME_FORMAT).
+
+        ``env`` is given for sbatch only, and then used as it is: sbatch hands its
+        environment to the job, which must not get jobledger's SLURM_TIME_FORMAT.
+        Each command runs in its own session, so a Ctrl-C at the terminal cannot kill
+        sbatch between accepting a job and printing its ID.
+        """
+        if env is None:
+            env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
         try:
             return subprocess.run(
                 argv,
                 input=stdin,
                 capture_output=True,
                 text=True,
-                # The parsers read ISO timestamps; a user's SLURM_TIME_FORMAT must not change that.
-                env={**(env or os.environ), "SLURM_TIME_FORMAT": "standard"},
+                env=env,
                 timeout=self.timeout_s,
                 check=False,
+                start_new_session=True,
             )
         except FileNotFoundError as exc:
             raise SchedulerError(f"{argv[0]} not found on PATH: is SLURM installed here?") from exc
@@ -95,6 +106,12 @@ class SlurmScheduler:
             raise SchedulerError(f"{argv[0]} did not answer within {self.timeout_s:.0f} s") from exc
 
     # --- submit -----------------------------------------------------------------
+
+    def describe(self, request: SubmitRequest) -> list[str]:
+        return self.submit_argv(request)
+
+    def start(self, submission: Submission) -> None:
+        """Nothing to do: sbatch queued the jobs already."""
 
     def submit_argv(self, request: SubmitRequest) -> list[str]:
         """sbatch's arguments: never a secret (those travel in a 0600 file, not argv)."""
@@ -133,38 +150,46 @@ class SlurmScheduler:
 
     # --- query ------------------------------------------------------------------
 
-    def query(self, job_ids: Iterable[str]) -> QueryResult:
-        wanted = set(job_ids)
+    def query(self, jobs: Records) -> QueryResult:
+        wanted = set(jobs)
         bases = sorted({_base_id(j) for j in wanted}, key=job_sort_key)
         found: dict[str, JobInfo] = {}
+        problems: list[tuple[str, str]] = []
         degraded: str | None = None
         for start in range(0, len(bases), self.chunk_size):
             chunk = ",".join(bases[start : start + self.chunk_size])
             if degraded is None:
                 proc = self._run(["sacct", "-X", "-P", "-n", "-o", sacct_format(), "-j", chunk])
                 if proc.returncode == 0 and not is_accounting_unavailable(proc.stderr):
-                    found.update(parse_sacct(proc.stdout))
+                    rows, bad = parse_sacct_rows(proc.stdout)
+                    found.update(rows)
+                    problems += bad
                     continue
                 if not is_accounting_unavailable(proc.stderr + proc.stdout):
                     raise SchedulerError(f"sacct failed: {_first_line(proc.stderr)}")
                 degraded = f"accounting unavailable ({_first_line(proc.stderr)}); using squeue"
-            found.update(self._squeue(["-j", chunk]))
-        return QueryResult({j: info for j, info in found.items() if j in wanted}, degraded)
+            rows, bad = self._squeue(["-j", chunk])
+            found.update(rows)
+            problems += bad
+        return QueryResult(
+            {j: info for j, info in found.items() if j in wanted}, degraded, tuple(problems)
+        )
 
-    def _squeue(self, selection: list[str]) -> dict[str, JobInfo]:
+    def _squeue(self, selection: list[str]) -> tuple[dict[str, JobInfo], list[tuple[str, str]]]:
         proc = self._run(["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT, *selection])
         if proc.returncode != 0:
             if "Invalid job id" in proc.stderr:
-                return {}  # every ID in the list has left slurmctld's memory
+                return {}, []  # every ID in the list has left slurmctld's memory
             raise SchedulerError(f"squeue failed: {_first_line(proc.stderr)}")
-        return parse_squeue(proc.stdout)
+        return parse_squeue_rows(proc.stdout)
 
     # --- cancel / find ----------------------------------------------------------
 
-    def cancel(self, job_ids: Sequence[str]) -> None:
-        proc = self._run(["scancel", *job_ids])
+    def cancel(self, jobs: Records) -> list[str]:
+        proc = self._run(["scancel", *jobs])
         if proc.returncode != 0:
             raise SchedulerError(f"scancel: {parse_sbatch_error(proc.stderr)}")
+        return []
 
     def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]:
         start = (since or datetime.now() - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S")
@@ -174,7 +199,7 @@ class SlurmScheduler:
             return list(parse_sacct(proc.stdout).values())
         if not is_accounting_unavailable(proc.stderr + proc.stdout):
             raise SchedulerError(f"sacct failed: {_first_line(proc.stderr)}")
-        return list(self._squeue([f"--name={name}"]).values())
+        return list(self._squeue([f"--name={name}"])[0].values())
 
 
 def _first_line(text: str) -> str:

@@ -19,25 +19,23 @@ from datetime import datetime
 
 from jobledger.errors import ParseError
 from jobledger.schedulers.base import JobInfo
+from jobledger.specs import expand_array_spec
 from jobledger.states import State
 
 __all__ = [
-    "MAX_ARRAY_TASKS",
     "SACCT_FIELDS",
     "SQUEUE_FORMAT",
-    "expand_array_spec",
     "is_accounting_unavailable",
     "parse_sacct",
+    "parse_sacct_rows",
     "parse_sbatch_error",
     "parse_sbatch_parsable",
     "parse_scontrol_show_job",
     "parse_squeue",
+    "parse_squeue_rows",
     "parse_state",
     "sacct_format",
 ]
-
-MAX_ARRAY_TASKS = 100_000
-"""The most task IDs one array spec may expand to; more is treated as garbage."""
 
 # No "Restarts": sacct 22.05 has no such field (only scontrol shows it), and sacct rejects the
 # whole query ('Invalid field requested: "Restarts"') when asked for one it does not know.
@@ -118,7 +116,6 @@ _JOB_ID_RE = re.compile(
     rf"(?P<job>{_NUM})(?:_(?P<task>{_NUM})|_\[(?P<spec>[^\]]*)\]|\+(?P<het>{_NUM}))?"
     r"(?P<step>\..+)?"
 )
-_RANGE_RE = re.compile(rf"(?P<first>{_NUM})(?:-(?P<last>{_NUM})(?::(?P<step>{_NUM}))?)?")
 _EXIT_RE = re.compile(rf"({_NUM}):({_NUM})")
 _TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _PARSABLE_RE = re.compile(rf"({_NUM})(?:;([^\s;]+))?")
@@ -158,38 +155,6 @@ def parse_state(raw: str) -> State:
         return _STATES[word]
     except KeyError:
         raise ParseError(f"unknown SLURM job state {_quote(raw)}") from None
-
-
-def expand_array_spec(spec: str) -> list[str]:
-    """Expand a job array index spec such as ``1-3,7,9-11%2`` or ``1-9:2`` into task IDs.
-
-    Surrounding brackets are allowed.  A trailing ``%N`` is a throttle (how many tasks may run
-    at once) and is ignored.  Duplicates are dropped; order is kept.
-    """
-    body = spec.strip()
-    if body.startswith("[") and body.endswith("]"):
-        body = body[1:-1]
-    body, percent, throttle = body.partition("%")
-    if percent and not _NUM_RE.fullmatch(throttle):
-        raise ParseError(f"bad throttle in job array spec {_quote(spec)}")
-    bounds: list[tuple[int, int, int]] = []
-    total = 0
-    for item in body.split(","):
-        match = _RANGE_RE.fullmatch(item.strip())
-        if match is None:
-            raise ParseError(f"bad job array spec {_quote(spec)}")
-        first = int(match["first"])
-        last = int(match["last"]) if match["last"] is not None else first
-        step = int(match["step"]) if match["step"] is not None else 1
-        if last < first or step < 1:
-            raise ParseError(f"bad range {_quote(item)} in job array spec {_quote(spec)}")
-        # Count before building anything, so a huge range costs nothing.
-        total += (last - first) // step + 1
-        if total > MAX_ARRAY_TASKS:
-            raise ParseError(f"job array spec {_quote(spec)} has over {MAX_ARRAY_TASKS} tasks")
-        bounds.append((first, last, step))
-    tasks = (str(task) for first, last, step in bounds for task in range(first, last + 1, step))
-    return list(dict.fromkeys(tasks))
 
 
 def _keys_for(job_id: str, line: str) -> list[str] | None:
@@ -274,28 +239,59 @@ def _store(jobs: dict[str, JobInfo], keys: list[str], info: JobInfo) -> None:
         jobs[key] = replace(info, job_id=key)
 
 
-def _parse_rows(text: str, columns: tuple[str, ...], header: str = "") -> dict[str, JobInfo]:
-    """Parse ``|``-separated rows whose fields are named by ``columns`` (shared by sacct/squeue)."""
+Problems = list[tuple[str, str]]
+"""Rows a lenient parse skipped: (the job ID the row names, or "" if none can be read; why)."""
+
+
+def _row_job_id(line: str, columns: tuple[str, ...]) -> str:
+    """The ledger job ID a row names, read without trusting the rest of the row; else ""."""
+    fields = line.split("|")
+    if len(fields) <= columns.index("id"):
+        return ""
+    job_id = fields[columns.index("id")].strip()
+    match = _JOB_ID_RE.fullmatch(job_id)
+    if match is None or match["spec"] is not None or match["step"] is not None:
+        return ""
+    return job_id
+
+
+def _parse_rows(
+    text: str, columns: tuple[str, ...], header: str = "", problems: Problems | None = None
+) -> dict[str, JobInfo]:
+    """Parse ``|``-separated rows whose fields are named by ``columns`` (shared by sacct/squeue).
+
+    With ``problems``, a row that does not parse is noted there and skipped instead of
+    failing the whole text (the tracker files every other job of the pass).
+    """
     jobs: dict[str, JobInfo] = {}
-    name_at = columns.index("name")
     for line in text.splitlines():
         if not line.strip() or line.strip() == header:
             continue
-        fields = line.split("|")
-        extra = len(fields) - len(columns)
-        if extra < 0:
-            raise ParseError(f"expected {len(columns)} '|'-separated fields: {_quote(line)}")
-        # The job name is the only free-text column, so surplus separators belong to it; if that
-        # guess is wrong, a non-state word lands in the state column and parsing fails anyway.
-        fields[name_at : name_at + extra + 1] = ["|".join(fields[name_at : name_at + extra + 1])]
-        row = dict(zip(columns, fields, strict=True))
-        keys = _keys_for(row["id"].strip(), line)
-        if keys is None:
-            continue
-        if not _NUM_RE.fullmatch(row["raw_id"].strip()):
-            raise ParseError(f"bad raw job ID {_quote(row['raw_id'])} in line {_quote(line)}")
-        _store(jobs, keys, _job_info(line, row))
+        try:
+            _parse_row(line, columns, jobs)
+        except ParseError as exc:
+            if problems is None:
+                raise
+            problems.append((_row_job_id(line, columns), str(exc)))
     return jobs
+
+
+def _parse_row(line: str, columns: tuple[str, ...], jobs: dict[str, JobInfo]) -> None:
+    name_at = columns.index("name")
+    fields = line.split("|")
+    extra = len(fields) - len(columns)
+    if extra < 0:
+        raise ParseError(f"expected {len(columns)} '|'-separated fields: {_quote(line)}")
+    # The job name is the only free-text column, so surplus separators belong to it; if that
+    # guess is wrong, a non-state word lands in the state column and parsing fails anyway.
+    fields[name_at : name_at + extra + 1] = ["|".join(fields[name_at : name_at + extra + 1])]
+    row = dict(zip(columns, fields, strict=True))
+    keys = _keys_for(row["id"].strip(), line)
+    if keys is None:
+        return
+    if not _NUM_RE.fullmatch(row["raw_id"].strip()):
+        raise ParseError(f"bad raw job ID {_quote(row['raw_id'])} in line {_quote(line)}")
+    _store(jobs, keys, _job_info(line, row))
 
 
 def parse_sbatch_parsable(text: str) -> tuple[str, str | None]:
@@ -329,6 +325,12 @@ def parse_sacct(text: str) -> dict[str, JobInfo]:
     return _parse_rows(text, _SACCT_COLUMNS, header="|".join(SACCT_FIELDS))
 
 
+def parse_sacct_rows(text: str) -> tuple[dict[str, JobInfo], Problems]:
+    """:func:`parse_sacct`, skipping (and returning) the rows it cannot read."""
+    problems: Problems = []
+    return _parse_rows(text, _SACCT_COLUMNS, "|".join(SACCT_FIELDS), problems), problems
+
+
 def parse_squeue(text: str) -> dict[str, JobInfo]:
     """Parse ``squeue -h -o SQUEUE_FORMAT`` output into JobInfo, keyed like :func:`parse_sacct`.
 
@@ -336,6 +338,12 @@ def parse_squeue(text: str) -> dict[str, JobInfo]:
     waiting job and end time of a running one are forecasts and are dropped.
     """
     return _parse_rows(text, _SQUEUE_COLUMNS)
+
+
+def parse_squeue_rows(text: str) -> tuple[dict[str, JobInfo], Problems]:
+    """:func:`parse_squeue`, skipping (and returning) the rows it cannot read."""
+    problems: Problems = []
+    return _parse_rows(text, _SQUEUE_COLUMNS, problems=problems), problems
 
 
 def _scontrol_records(text: str) -> list[str]:
