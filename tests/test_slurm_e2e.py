@@ -357,11 +357,12 @@ def test_requeued_job_stays_active_and_completes(jl: CLI) -> None:
     assert [h["to"] for h in view["history"]] == ["PENDING_AND_RUNNING", "COMPLETED"]
 
 
-def test_adopt_registers_a_job_submitted_without_jobledger(jl: CLI) -> None:
-    tag = unique_tag("adopt")
+def sbatch_by_hand(jl: CLI, tag: str, *options: str) -> str:
+    """Submit a trivial job named ``tag`` with plain sbatch, as the seed did; its ID."""
     SUBMITTED_TAGS.add(tag)
+    argv = ["sbatch", "--parsable", f"--job-name={tag}", "--output=/dev/null", *options]
     sbatch = subprocess.run(
-        ["sbatch", "--parsable", f"--job-name={tag}", "--output=/dev/null", "--wrap", "exit 0"],
+        [*argv, "--wrap", "exit 0"],
         cwd=jl.cwd,
         env=jl.env,
         capture_output=True,
@@ -369,7 +370,12 @@ def test_adopt_registers_a_job_submitted_without_jobledger(jl: CLI) -> None:
         check=False,
     )
     assert sbatch.returncode == 0, sbatch.stderr
-    job_id = sbatch.stdout.strip().split(";")[0]
+    return sbatch.stdout.strip().split(";")[0]
+
+
+def test_adopt_registers_a_job_submitted_without_jobledger(jl: CLI) -> None:
+    tag = unique_tag("adopt")
+    job_id = sbatch_by_hand(jl, tag)
     # sacct learns of a job a second or two after sbatch: adopt until it is found.
     deadline = time.monotonic() + 60
     while True:
@@ -389,6 +395,21 @@ def test_adopt_registers_a_job_submitted_without_jobledger(jl: CLI) -> None:
     again = jl("adopt", "--tag", tag, "--scheduler", "slurm", "--json")
     assert again.code == 0, again.err
     assert json.loads(again.out) == {"tag": tag, "adopted": [], "already_known": 1}
+
+
+def test_adopt_finds_a_held_job_that_never_became_eligible(jl: CLI) -> None:
+    """sacct by name and start time does not list a job held since submission: squeue does."""
+    tag = unique_tag("held")
+    job_id = sbatch_by_hand(jl, tag, "--hold")
+    try:
+        adopted = jl("adopt", "--tag", tag, "--scheduler", "slurm", "--json")
+        assert adopted.code == 0, adopted.err
+        assert json.loads(adopted.out)["adopted"] == [job_id], sacct_report(tag, [job_id])
+        assert status(jl, tag)["jobs"]["PENDING_AND_RUNNING"] == [job_id]
+    finally:
+        subprocess.run(["scancel", job_id], capture_output=True, check=False)
+    done = track_until(jl, tag, filed(job_id, "CANCELLED"), 120, what="CANCELLED")
+    assert_only_in(done.status, job_id, "CANCELLED")
 
 
 def test_sbatch_failure_is_one_error_line_and_records_nothing(jl: CLI) -> None:

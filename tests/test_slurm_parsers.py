@@ -741,7 +741,12 @@ def test_parsers_raise_nothing_but_parse_error_on_any_text(text: str) -> None:
 @settings(deadline=None)
 @given(text=st.text())
 def test_stderr_helpers_never_raise_and_give_one_line(text: str) -> None:
-    assert isinstance(is_accounting_unavailable(text), bool)
+    # Accounting is "down" exactly when sacct's stderr says so, wherever the words are.
+    down = "sacct: error: Slurm accounting storage is disabled"
+    assert is_accounting_unavailable(f"{text}\n{down}") is True
+    assert is_accounting_unavailable(f"{down.upper()}{text}") is True
+    if not any(c.isalpha() for c in text):
+        assert is_accounting_unavailable(text) is False
     message = parse_sbatch_error(text)
     assert message
     assert message == message.strip()

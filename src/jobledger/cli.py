@@ -413,13 +413,20 @@ def keys_cmd(**kwargs: Any) -> None:
 @common
 @click.argument("key")
 def get_cmd(**kwargs: Any) -> None:
-    """Print the value of <namespace>:KEY."""
+    """Print the value of <namespace>:KEY exactly as stored (as redis-cli GET does)."""
     app, (key,) = _app(kwargs, "key")
     ns = _namespace(app)
     value = ns.get(key)
     if value is None:
         raise NotFound(f"key {ns.namespace}:{key} does not exist")
-    app.emit({"key": key, "value": value}, lambda: click.echo(printable(value)))
+
+    def verbatim() -> None:
+        # As redis-cli GET prints it: the stored bytes and a newline, nothing escaped.
+        out = sys.stdout.buffer
+        out.write(value.encode("utf-8", "surrogateescape") + b"\n")
+        out.flush()
+
+    app.emit({"key": key, "value": value}, verbatim)
 
 
 @cli.command("set")

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from jobledger.errors import ConfigError
 
@@ -31,6 +31,16 @@ __all__ = ["EMBEDDED", "Settings", "mask_url", "resolve"]
 
 EMBEDDED = "embedded"
 _URL_SCHEMES = ("redis", "rediss", "unix")
+# Query parameters a Redis URL may carry (redis-py's), and how each must read.
+_URL_PARAMETERS: dict[str, type] = {
+    "db": int,
+    "password": str,
+    "username": str,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "health_check_interval": int,
+    "max_connections": int,
+}
 # Settings a config file may hold, and their Python types.
 _FILE_KEYS: dict[str, type] = {
     "url": str,
@@ -149,6 +159,26 @@ def _check_url(url: str, where: str) -> None:
         urlsplit(url).port  # noqa: B018 - raises on a non-numeric port
     except ValueError as exc:
         raise ConfigError(f'{where}: "url" has an invalid port: {mask_url(url)!r}') from exc
+    parts = urlsplit(url)
+    database = parts.path.strip("/")
+    if scheme != "unix" and database and not (database.isascii() and database.isdigit()):
+        raise ConfigError(f'{where}: "url" database {database!r} must be a whole number')
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        kind = _URL_PARAMETERS.get(name)
+        if kind is None:
+            known = ", ".join(sorted(_URL_PARAMETERS))
+            raise ConfigError(
+                f'{where}: "url" has an unknown URL parameter {name!r} (known: {known})'
+            )
+        try:
+            if kind is not str and (kind(value) < 0 or not value.isascii()):
+                raise ValueError(value)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            shown = "****" if name == "password" else value
+            raise ConfigError(
+                f'{where}: "url" parameter {name} must be {what}, got {shown!r}'
+            ) from None
 
 
 def _warn_if_exposed(path: Path, has_secret: bool, warnings: list[str]) -> None:

@@ -18,14 +18,16 @@ from typing import Any
 import redis
 
 from jobledger import keys
+from jobledger.ids import is_job_id
 from jobledger.ledger import Ledger, isoformat
-from jobledger.results import as_number, scan_tag_results
+from jobledger.results import as_number, index_result, scan_tag_results
 from jobledger.states import State
 
 __all__ = ["KINDS", "FsckReport", "Problem", "check", "repair"]
 
 # kind -> (what it means, whether --repair fixes it)
 KINDS: dict[str, tuple[str, bool]] = {
+    "invalid_member": ("set members that are not job IDs (see detail for the sets)", True),
     "no_state": ("in <tag>_ALL but in no state set", True),
     "several_states": ("in more than one state set", True),
     "missing_from_all": ("in a state set but not in <tag>_ALL", True),
@@ -92,12 +94,21 @@ def check(client: redis.Redis, tag: str) -> FsckReport:
     ledger = Ledger(client, tag)
     snapshot = ledger.snapshot()
     in_all = set(snapshot.pop("ALL"))
+    invalid: dict[str, list[str]] = {}  # member -> the sets holding it
+    for job_id in in_all:
+        if not is_job_id(job_id):
+            invalid.setdefault(job_id, []).append(keys.all_set(tag))
     where: dict[str, list[State]] = {}
     for state in State:
         for job_id in snapshot[state.value]:
-            where.setdefault(job_id, []).append(state)
+            if is_job_id(job_id):
+                where.setdefault(job_id, []).append(state)
+            else:
+                invalid.setdefault(job_id, []).append(keys.state_set(tag, state))
+    in_all -= invalid.keys()
     report = FsckReport(tag)
     found: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    found["invalid_member"] = sorted(invalid)
     found["no_state"] = sorted(in_all - where.keys())
     found["several_states"] = sorted(j for j, states in where.items() if len(states) > 1)
     found["missing_from_all"] = sorted(where.keys() - in_all)
@@ -110,13 +121,18 @@ def check(client: redis.Redis, tag: str) -> FsckReport:
     found["orphan_record"] = sorted(_record_ids(client, tag) - known)
     result_jobs = {job_id for _, job_id, _ in scan_tag_results(client, tag)}
     indexed = {str(j) for j in client.smembers(keys.indexed_jobs(tag))}
-    found["results_without_job"] = sorted((result_jobs | indexed) - known)
+    retired = {str(j) for j in client.smembers(keys.retired_jobs(tag))}  # cleanup kept them
+    found["results_without_job"] = sorted((result_jobs | indexed) - known - retired)
     stale, numeric = _index_problems(client, tag, sorted(indexed))
     found["stale_index"], found["stale_numeric"] = sorted(stale), sorted(numeric)
     found["bad_record"] = sorted(bad)
     for kind, ids in found.items():
         if ids:
-            detail = {j: bad[j] for j in ids} if kind == "bad_record" else {}
+            detail: dict[str, Any] = {}
+            if kind == "bad_record":
+                detail = {j: bad[j] for j in ids}
+            elif kind == "invalid_member":
+                detail = {j: invalid[j] for j in ids}
             report.problems.append(Problem(kind, sorted(set(ids), key=_sort_key), detail))
     return report
 
@@ -289,15 +305,32 @@ def _reindex(client: redis.Redis, ledger: Ledger, job_id: str, now: datetime) ->
         if members:
             pipe.zrem(keys.tag_numeric(tag), *members)
         for name, value in zip(names, values, strict=True):
-            number = as_number(value) if value is not None else None
-            if number is not None:
-                pipe.zadd(ranked, {name: number})
-                pipe.zadd(keys.tag_numeric(tag), {keys.tag_numeric_member(job_id, name): number})
+            if value is not None:
+                index_result(pipe, tag, job_id, name, value)
         pipe.execute()
     return f"index rebuilt ({len(gone)} stale entries dropped)"
 
 
+def _quarantine(client: redis.Redis, ledger: Ledger, member: str, now: datetime) -> str | None:
+    """Move a member that is not a job ID out of every set, into the tag's quarantine."""
+    tag = ledger.tag
+    sets = [keys.all_set(tag), *(keys.state_set(tag, s) for s in State)]
+    with client.pipeline(transaction=True) as pipe:
+        pipe.watch(*sets)  # type: ignore[no-untyped-call]
+        with client.pipeline(transaction=False) as probe:
+            for name in sets:
+                probe.sismember(name, member)
+            holding = [name for name, flag in zip(sets, probe.execute(), strict=True) if flag]
+        pipe.multi()
+        for name in holding:
+            pipe.srem(name, member)
+            pipe.sadd(keys.quarantine(tag), f"{name}:{member}")
+        pipe.execute()
+    return f"not a job ID: moved from {', '.join(holding)} to {keys.quarantine(tag)}"
+
+
 _REPAIRS = {
+    "invalid_member": _quarantine,
     "no_state": _settle,
     "several_states": _settle,
     "missing_from_all": _settle,

@@ -22,10 +22,13 @@ __all__ = [
     "local_job_ids",
     "namespace_key",
     "namespace_pattern",
+    "own_key_kind",
+    "quarantine",
     "result_index",
     "result_key",
     "result_pattern",
     "result_prefix",
+    "retired_jobs",
     "state_set",
     "tag_numeric",
     "tag_numeric_member",
@@ -110,6 +113,16 @@ def tag_numeric_member(job_id: str, key: str) -> str:
     return f"{job_id}:{key}"
 
 
+def retired_jobs(tag: str) -> str:
+    """Jobs a ``cleanup`` removed from the ledger while keeping their results, on purpose."""
+    return f"{PREFIX}:{tag}:retired"
+
+
+def quarantine(tag: str) -> str:
+    """Set members that are not job IDs, moved aside by ``fsck --repair`` as ``<set>:<member>``."""
+    return f"{PREFIX}:{tag}:quarantine"
+
+
 def tags_registry() -> str:
     return f"{PREFIX}:tags"
 
@@ -133,6 +146,17 @@ def tracker_lease(tag: str) -> str:
 
 def tracker_fence(tag: str) -> str:
     return f"{PREFIX}:{tag}:fence"
+
+
+def own_key_kind(tag: str, name: str) -> tuple[str, str | None]:
+    """(kind, job ID or None) of one of jobledger's own keys of ``tag``: ``job``, ``history``,
+    ``index``, ``numeric`` (with a job ID), ``events``, ``lease``, ... (without); ("", None) for
+    a name that is not one of them."""
+    head = f"{PREFIX}:{tag}:"
+    if not name.startswith(head):
+        return "", None
+    kind, sep, job_id = name[len(head) :].partition(":")
+    return kind, (job_id if sep else None)
 
 
 def namespace_key(namespace: str, key: str) -> str:

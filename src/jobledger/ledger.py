@@ -80,6 +80,35 @@ def allocate_local_id(client: redis.Redis) -> str:
     return str(int(client.incr(keys.local_job_ids())))
 
 
+# Cleanup: remove jobs wholly in one step.  KEYS: the ARGV[1] state sets (_ALL first), the
+# retired set, then a record and a history per job; ARGV: the set count, "1" to spare jobs
+# that are in _ALL (launched meanwhile), "1" to remember them as retired, the job IDs.
+_FORGET_LUA = """
+local nsets = tonumber(ARGV[1])
+local removed = 0
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  if not (ARGV[2] == '1' and redis.call('SISMEMBER', KEYS[1], id) == 1) then
+    for k = 1, nsets do redis.call('SREM', KEYS[k], id) end
+    local own = nsets + 2 + 2 * (i - 4)
+    removed = removed + redis.call('DEL', KEYS[own])
+    redis.call('DEL', KEYS[own + 1])
+    if ARGV[3] == '1' then redis.call('SADD', KEYS[nsets + 1], id) end
+  end
+end
+return removed
+"""
+
+
+# Drop the events up to the last one cleanup saw (later ones are of jobs launched meanwhile);
+# an emptied stream goes too, as a deleted one would.
+_TRIM_LUA = """
+local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
+return n
+"""
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -142,6 +171,8 @@ class Ledger:
         self._submit = client.register_script(_SUBMIT_LUA)
         self._move = client.register_script(_MOVE_LUA)
         self._update = client.register_script(_UPDATE_LUA)
+        self._forget_script = client.register_script(_FORGET_LUA)
+        self._trim_script = client.register_script(_TRIM_LUA)
 
     # --- writes -------------------------------------------------------------
 
@@ -327,31 +358,64 @@ class Ledger:
         ]
 
     def cleanup(self, *, purge_results_too: bool = False) -> CleanupReport:
-        """Empty the tag's state sets, records, histories and events (and results if asked)."""
+        """Empty the tag's state sets, records, histories and events (and results if asked).
+
+        Safe against a launch running meanwhile: the jobs seen when cleanup starts are
+        removed, each wholly in one atomic step (every set, record, history), and a job
+        recorded during the cleanup is wholly kept.  Without ``purge_results_too`` the
+        removed jobs are remembered in ``jobledger:<tag>:retired``, so that ``fsck``
+        knows their results were kept on purpose.
+        """
         t = self.tag
-        snapshot = self.snapshot()
-        job_ids = set().union(*snapshot.values())
-        # Ledger keys only; the results index stays unless results go too, and the
-        # tracker's lease and fencing counter always stay (a reset counter would make
-        # a stale tracker's token valid again).
-        ledger_kinds = ("job", "history")
-        kept_kinds = ("lease", "fence")
-        doomed = [keys.all_set(t), *(keys.state_set(t, s) for s in State)]
-        doomed += [keys.events(t), keys.tracker_status(t)]
-        own = keys.glob_escape(f"{keys.PREFIX}:{t}:") + "*"
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.sunion([keys.all_set(t), *(keys.state_set(t, s) for s in State)])
+            pipe.xrevrange(keys.events(t), count=1)
+            job_ids, last_event = pipe.execute()
         report = CleanupReport(jobs=len(job_ids))
+        seen = sorted(str(j) for j in job_ids)
+        report.records = self._forget(seen, only_if_unknown=False, retire=not purge_results_too)
+        # Records and histories of no job in the sets (written by hand, or left by a crash):
+        # removed unless their job is in the ledger by now (launched meanwhile).
+        own = keys.glob_escape(f"{keys.PREFIX}:{t}:") + "*"
+        strays: set[str] = set()
+        doomed: list[str] = []
         for name in self.client.scan_iter(match=own, count=1000):
-            kind = str(name).split(":")[2]
-            if kind in ledger_kinds or (purge_results_too and kind not in kept_kinds):
+            kind, job_id = keys.own_key_kind(t, str(name))
+            if kind in ("job", "history") and job_id is not None:
+                strays.add(job_id)
+            elif purge_results_too and kind not in ("lease", "fence", "job", "history"):
                 doomed.append(str(name))
-        report.events = int(self.client.xlen(keys.events(t)))
-        report.records = sum(1 for d in doomed if d.startswith(f"{keys.PREFIX}:{t}:job:"))
+        report.records += self._forget(
+            sorted(strays - set(seen)), only_if_unknown=True, retire=False
+        )
+        if last_event:
+            last_id = str(last_event[0][0])
+            ms, _, seq = last_id.partition("-")
+            report.events = int(
+                self._trim_script(keys=[keys.events(t)], args=[f"{ms}-{int(seq) + 1}"])
+            )
+        doomed.append(keys.tracker_status(t))
         for start in range(0, len(doomed), 500):
             report.keys_deleted += int(self.client.unlink(*doomed[start : start + 500]))
         if purge_results_too:
             report.results = purge_results(self.client, t)
             self.client.srem(keys.tags_registry(), t)
         return report
+
+    def _forget(self, job_ids: list[str], *, only_if_unknown: bool, retire: bool) -> int:
+        """Remove jobs wholly (sets, record, history), a batch per atomic script call."""
+        t = self.tag
+        sets = [keys.all_set(t), *(keys.state_set(t, s) for s in State)]
+        removed = 0
+        for start in range(0, len(job_ids), 200):
+            batch = job_ids[start : start + 200]
+            own = [k for j in batch for k in (keys.job_record(t, j), keys.job_history(t, j))]
+            reply = self._forget_script(
+                keys=[*sets, keys.retired_jobs(t), *own],
+                args=[len(sets), "1" if only_if_unknown else "0", "1" if retire else "0", *batch],
+            )
+            removed += int(reply)
+        return removed
 
 
 @dataclass

@@ -19,13 +19,14 @@ import redis
 from jobledger import keys
 from jobledger.errors import InvalidValue
 from jobledger.ids import is_job_id, validate_job_id, validate_result_key, validate_tag
-from jobledger.states import State
+from jobledger.states import REQUEUEABLE_STATES, State
 
 __all__ = [
     "Results",
     "TopEntry",
     "Value",
     "as_number",
+    "index_result",
     "purge_results",
     "scan_tag_results",
     "top_results",
@@ -65,6 +66,9 @@ return tostring(v)
 """
 
 _SCAN_COUNT = 1000
+# Jobs that may still write results: never indexed by a keyspace walk, which would
+# hide what they write later.
+_MAY_STILL_WRITE = (State.PENDING_AND_RUNNING, *sorted(REQUEUEABLE_STATES))
 
 
 def as_number(value: object) -> float | None:
@@ -97,6 +101,26 @@ def _encode(key: str, value: object) -> str | bytes:
     return value
 
 
+def index_result(
+    pipe: redis.client.Pipeline, tag: str, job_id: str, key: str, value: object
+) -> None:
+    """Queue the index writes for one stored result: the job's key set and, when the value
+    reads as a number, its place in the job's and the tag's rankings (else out of them).
+
+    The one place the index is written: the results API, ``top``'s indexing of seed
+    jobs and ``fsck --repair`` all call it (the Lua ``incr`` mirrors it server-side).
+    """
+    number = as_number(value)
+    member = keys.tag_numeric_member(job_id, key)
+    pipe.sadd(keys.result_index(tag, job_id), key)
+    if number is None:
+        pipe.zrem(keys.job_numeric(tag, job_id), key)
+        pipe.zrem(keys.tag_numeric(tag), member)
+    else:
+        pipe.zadd(keys.job_numeric(tag, job_id), {key: number})
+        pipe.zadd(keys.tag_numeric(tag), {member: number})
+
+
 @dataclass(frozen=True)
 class TopEntry:
     """One numeric result, as ranked by ``top``."""
@@ -124,18 +148,9 @@ class Results:
         return keys.result_key(self.tag, self.job_id, validate_result_key(key))
 
     def _write(self, pipe: redis.client.Pipeline, key: str, value: object) -> None:
-        t, j = self.tag, self.job_id
         stored = _encode(key, value)
         pipe.set(self._key(key), stored)
-        pipe.sadd(keys.result_index(t, j), key)
-        number = as_number(stored)
-        member = keys.tag_numeric_member(j, key)
-        if number is None:
-            pipe.zrem(keys.job_numeric(t, j), key)
-            pipe.zrem(keys.tag_numeric(t), member)
-        else:
-            pipe.zadd(keys.job_numeric(t, j), {key: number})
-            pipe.zadd(keys.tag_numeric(t), {member: number})
+        index_result(pipe, self.tag, self.job_id, key, stored)
 
     def update(self, values: Mapping[str, Value]) -> None:
         """Store several results in one atomic round trip."""
@@ -153,13 +168,36 @@ class Results:
         self.update({key: value})
 
     def incr(self, key: str, amount: int | float = 1) -> int | float:
-        """Add ``amount`` to a numeric result atomically and return the new value."""
+        """Add ``amount`` to a numeric result atomically and return the new value.
+
+        An int added to a value stored as a float adds as a float.  Amounts Redis
+        cannot take (inf, nan, integers beyond 64 bits) and values that are not
+        numbers raise InvalidValue.
+        """
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
             raise InvalidValue(f"incr amount must be int or float, got {type(amount).__name__}")
-        t, j = self.tag, self.job_id
-        kind = "int" if isinstance(amount, int) else "float"
+        if isinstance(amount, float) and not math.isfinite(amount):
+            raise InvalidValue(f"cannot incr {key!r} by {amount!r}: not a finite number")
+        if isinstance(amount, int) and not -(2**63) <= amount < 2**63:
+            raise InvalidValue(
+                f"cannot incr {key!r} by {amount}: beyond 64-bit integers (use a float)"
+            )
+        if isinstance(amount, int):
+            try:
+                return int(self._incr_as("int", str(int(amount)), key))
+            except redis.ResponseError as exc:
+                if "not an integer" not in str(exc):
+                    raise self._incr_error(key, exc) from exc
+                # The stored value is not an integer (a float, or not a number at all).
         try:
-            reply = self._incr(
+            return float(self._incr_as("float", repr(float(amount)), key))
+        except redis.ResponseError as exc:
+            raise self._incr_error(key, exc) from exc
+
+    def _incr_as(self, kind: str, amount: str, key: str) -> str:
+        t, j = self.tag, self.job_id
+        return str(
+            self._incr(
                 keys=[
                     self._key(key),
                     keys.result_index(t, j),
@@ -168,20 +206,20 @@ class Results:
                     keys.tag_numeric(t),
                     keys.tags_registry(),
                 ],
-                args=[
-                    repr(float(amount)) if kind == "float" else str(int(amount)),
-                    kind,
-                    key,
-                    j,
-                    keys.tag_numeric_member(j, key),
-                    t,
-                ],
+                args=[amount, kind, key, j, keys.tag_numeric_member(j, key), t],
             )
-        except redis.ResponseError as exc:
-            if "not an integer" in str(exc) or "not a valid float" in str(exc):
-                raise InvalidValue(f"cannot incr {key!r}: its value is not a number") from exc
-            raise
-        return int(reply) if kind == "int" else float(reply)
+        )
+
+    @staticmethod
+    def _incr_error(key: str, exc: redis.ResponseError) -> Exception:
+        text = str(exc)
+        if "not a valid float" in text:
+            return InvalidValue(f"cannot incr {key!r}: its value is not a number")
+        if "overflow" in text:
+            return InvalidValue(f"cannot incr {key!r}: the sum would overflow 64-bit integers")
+        if "NaN or Infinity" in text:
+            return InvalidValue(f"cannot incr {key!r}: the sum would not be a finite number")
+        return exc
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The stored value as text (bytes that are not UTF-8 come back surrogate-escaped)."""
@@ -269,48 +307,38 @@ def top_results(client: redis.Redis, tag: str, n: int = 3) -> list[TopEntry]:
     Indexed results come from one sorted set.  Jobs of ``<tag>_ALL`` that have
     ended without an index (written by the seed scripts or redis-cli) cost one
     SCAN of the keyspace, which indexes what they wrote, so the walk happens once
-    per batch of such jobs.  Jobs still running without an index are not walked
-    for (they may sit pending for hours): their values appear once they end, or
-    with ``Results(...).top()`` for the one job.
+    per batch of such jobs.  Jobs that may still write without an index (running,
+    or NODE_FAIL/PREEMPTED, which SLURM may requeue) are neither walked for nor
+    shown: their values appear once they end for good, or with
+    ``Results(...).top()`` for the one job.  The same data gives the same answer.
     """
     validate_tag(tag)
     legacy = {str(j) for j in client.sdiff([keys.all_set(tag), keys.indexed_jobs(tag)])}
-    extra: list[TopEntry] = []
     if legacy:
-        running = {str(j) for j in client.smembers(keys.state_set(tag, State.PENDING_AND_RUNNING))}
-        if legacy - running:
-            extra = _index_ended(client, tag, legacy, running)
+        with client.pipeline(transaction=False) as pipe:
+            for state in _MAY_STILL_WRITE:
+                pipe.smembers(keys.state_set(tag, state))
+            active = {str(j) for ids in pipe.execute() for j in ids}
+        if legacy - active:
+            _index_ended(client, tag, legacy - active)
     pairs = _pairs(client.zrevrange(keys.tag_numeric(tag), 0, n - 1, withscores=True))
     entries = []
     for member, score in pairs:
         job_id, _, key = member.partition(":")
         entries.append(TopEntry(job_id, key, score))
-    return sorted(entries + extra, key=lambda e: e.value, reverse=True)[:n]
+    return entries
 
 
-def _index_ended(
-    client: redis.Redis, tag: str, legacy: set[str], running: set[str]
-) -> list[TopEntry]:
-    """Walk the keyspace once: index what ended unindexed jobs wrote; return running ones'."""
-    found = [(f, j, k) for f, j, k in scan_tag_results(client, tag) if j in legacy]
+def _index_ended(client: redis.Redis, tag: str, ended: set[str]) -> None:
+    """Walk the keyspace once: index what ended unindexed jobs wrote."""
+    found = [(f, j, k) for f, j, k in scan_tag_results(client, tag) if j in ended]
     values = client.mget([f for f, _, _ in found]) if found else []
-    still_writing: list[TopEntry] = []
     with client.pipeline(transaction=False) as pipe:
         for (_, job_id, key), value in zip(found, values, strict=True):
-            number = as_number(value) if value is not None else None
-            if job_id in running:
-                if number is not None:  # the walk happened anyway: show them too
-                    still_writing.append(TopEntry(job_id, key, number))
-                continue
-            if value is None:
-                continue
-            pipe.sadd(keys.result_index(tag, job_id), key)
-            if number is not None:
-                pipe.zadd(keys.job_numeric(tag, job_id), {key: number})
-                pipe.zadd(keys.tag_numeric(tag), {keys.tag_numeric_member(job_id, key): number})
-        pipe.sadd(keys.indexed_jobs(tag), *(legacy - running))
+            if value is not None:
+                index_result(pipe, tag, job_id, key, value)
+        pipe.sadd(keys.indexed_jobs(tag), *ended)
         pipe.execute()
-    return still_writing
 
 
 def purge_results(client: redis.Redis, tag: str) -> int:

@@ -18,7 +18,6 @@ from jobledger.schedulers.base import JobInfo, QueryResult, Records, Submission,
 from jobledger.schedulers.slurm_parsers import (
     SQUEUE_FORMAT,
     is_accounting_unavailable,
-    parse_sacct,
     parse_sacct_rows,
     parse_sbatch_error,
     parse_sbatch_parsable,
@@ -158,22 +157,31 @@ class SlurmScheduler:
         degraded: str | None = None
         for start in range(0, len(bases), self.chunk_size):
             chunk = ",".join(bases[start : start + self.chunk_size])
-            if degraded is None:
-                proc = self._run(["sacct", "-X", "-P", "-n", "-o", sacct_format(), "-j", chunk])
-                if proc.returncode == 0 and not is_accounting_unavailable(proc.stderr):
-                    rows, bad = parse_sacct_rows(proc.stdout)
-                    found.update(rows)
-                    problems += bad
-                    continue
-                if not is_accounting_unavailable(proc.stderr + proc.stdout):
-                    raise SchedulerError(f"sacct failed: {_first_line(proc.stderr)}")
-                degraded = f"accounting unavailable ({_first_line(proc.stderr)}); using squeue"
-            rows, bad = self._squeue(["-j", chunk])
+            rows, bad, degraded = self._accounted(["-j", chunk], ["-j", chunk], degraded)
             found.update(rows)
             problems += bad
         return QueryResult(
             {j: info for j, info in found.items() if j in wanted}, degraded, tuple(problems)
         )
+
+    def _accounted(
+        self, sacct_selection: list[str], squeue_selection: list[str], degraded: str | None
+    ) -> tuple[dict[str, JobInfo], list[tuple[str, str]], str | None]:
+        """Ask sacct; when accounting is down (or already known to be: ``degraded``), squeue.
+
+        Returns the jobs, the rows that did not parse, and why the answer is degraded.
+        """
+        if degraded is None:
+            argv = ["sacct", "-X", "-P", "-n", "-o", sacct_format(), *sacct_selection]
+            proc = self._run(argv)
+            if proc.returncode == 0 and not is_accounting_unavailable(proc.stderr):
+                rows, bad = parse_sacct_rows(proc.stdout)
+                return rows, bad, None
+            if not is_accounting_unavailable(proc.stderr + proc.stdout):
+                raise SchedulerError(f"sacct failed: {_first_line(proc.stderr)}")
+            degraded = f"accounting unavailable ({_first_line(proc.stderr)}); using squeue"
+        rows, bad = self._squeue(squeue_selection)
+        return rows, bad, degraded
 
     def _squeue(self, selection: list[str]) -> tuple[dict[str, JobInfo], list[tuple[str, str]]]:
         proc = self._run(["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT, *selection])
@@ -192,14 +200,16 @@ class SlurmScheduler:
         return []
 
     def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]:
+        """Jobs named ``name``: sacct since ``since`` (default 7 days), plus what squeue
+        knows (sacct with a start time does not list jobs that were never eligible to
+        run, such as pending or held ones)."""
         start = (since or datetime.now() - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S")
-        argv = ["sacct", "-X", "-P", "-n", "-o", sacct_format(), f"--name={name}", "-S", start]
-        proc = self._run(argv)
-        if proc.returncode == 0 and not is_accounting_unavailable(proc.stderr):
-            return list(parse_sacct(proc.stdout).values())
-        if not is_accounting_unavailable(proc.stderr + proc.stdout):
-            raise SchedulerError(f"sacct failed: {_first_line(proc.stderr)}")
-        return list(self._squeue([f"--name={name}"])[0].values())
+        selection = [f"--name={name}"]
+        found, _, degraded = self._accounted([*selection, "-S", start], selection, None)
+        if degraded is None:
+            queued, _ = self._squeue(selection)
+            found = {**queued, **found}
+        return sorted(found.values(), key=lambda info: job_sort_key(info.job_id))
 
 
 def _first_line(text: str) -> str:
