@@ -22,8 +22,8 @@ from pathlib import Path
 import redis
 
 from jobledger.ledger import Ledger
-from jobledger.results import Results, top_results
 from jobledger.schedulers.local import LocalScheduler, write_job_files
+from jobledger.store import Results, top_results
 from jobledger.tracker import Tracker, TrackerSettings
 
 NOW = datetime.now(timezone.utc)

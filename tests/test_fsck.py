@@ -11,7 +11,7 @@ import redis
 from conftest import CLI
 from jobledger.fsck import check, repair
 from jobledger.ledger import Ledger
-from jobledger.results import Results
+from jobledger.store import Results
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

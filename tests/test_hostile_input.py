@@ -29,7 +29,7 @@ from jobledger.connection import connect
 from jobledger.errors import UsageError
 from jobledger.ledger import Ledger
 from jobledger.namespace import Namespace
-from jobledger.results import Results
+from jobledger.store import Results
 
 ERROR = "jobledger: error: "
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

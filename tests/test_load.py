@@ -18,8 +18,8 @@ import redis
 
 from conftest import start_server
 from jobledger.ledger import Ledger, Transition, utcnow
-from jobledger.results import Results
 from jobledger.states import State
+from jobledger.store import Results
 from stress.stress_load import TAG, LoadConfig, LoadReport, check_ledger, check_results, run_load
 
 JOBS, RESULTS = 40, 200

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from conftest import CLI, free_port
@@ -333,3 +334,38 @@ def test_sigint_during_a_launch_records_every_accepted_id_then_exits_130(
     assert len(out.split()) == 30_000
     assert client.scard("int_ALL") == 30_000
     assert not list((cli.cwd / ".jobledger" / "journal").glob("*.json"))
+
+
+@pytest.mark.parametrize("when", ["importing", "waiting on Redis"])
+def test_ctrl_c_in_a_command_is_one_line_and_exit_130(tmp_path: Path, when: str) -> None:
+    """SIGINT while the command imports what it needs (click, redis-py: the first few
+    hundred ms, where a traceback used to come out) or waits on a server that never
+    answers."""
+    import socket
+
+    from conftest import cli_for
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        cli = cli_for(url, tmp_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobledger", "status", "--tag", "t"],
+            cwd=cli.cwd,
+            env=cli.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        connections = []
+        if when == "importing":
+            time.sleep(0.15)
+        else:
+            silent.settimeout(30)
+            connections.append(silent.accept()[0])  # it is inside the command now
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        for connection in connections:
+            connection.close()
+    assert (proc.returncode, out, err) == (130, "", "jobledger: error: interrupted\n")

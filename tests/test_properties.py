@@ -37,7 +37,6 @@ from jobledger.ids import (
 )
 from jobledger.ledger import Ledger
 from jobledger.namespace import Namespace
-from jobledger.results import Results
 from jobledger.schedulers.base import JobInfo
 from jobledger.schedulers.slurm_parsers import (
     is_accounting_unavailable,
@@ -49,6 +48,7 @@ from jobledger.schedulers.slurm_parsers import (
 )
 from jobledger.specs import expand_array_spec, parse_time_limit
 from jobledger.states import State
+from jobledger.store import Results
 from test_slurm_parsers import STATE_TABLE
 
 FAST = settings(max_examples=100, deadline=None)

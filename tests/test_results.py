@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from jobledger.errors import InvalidValue, UsageError
-from jobledger.results import Results, purge_results, top_results
+from jobledger.store import Results, purge_results, top_results
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_jobledger_results_stays_the_function_after_every_import() -> None:
 
     import jobledger
 
-    for name in ("jobledger.results", "jobledger.cli", "jobledger.schedulers.local"):
+    for name in ("jobledger.store", "jobledger.cli", "jobledger.schedulers.local"):
         importlib.import_module(name)
     assert callable(jobledger.results)
     assert jobledger.results.__module__ == "jobledger"

@@ -36,7 +36,7 @@ from jobledger import embedded
 from jobledger.config import Settings, resolve
 from jobledger.connection import connect
 from jobledger.errors import RedisUnavailable
-from jobledger.results import top_results
+from jobledger.store import top_results
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
 ERROR = "jobledger: error: "

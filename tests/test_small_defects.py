@@ -19,8 +19,8 @@ from jobledger.config import Settings
 from jobledger.errors import InvalidValue
 from jobledger.fsck import check, repair
 from jobledger.ledger import Ledger
-from jobledger.results import Results, top_results
 from jobledger.states import State
+from jobledger.store import Results, top_results
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 

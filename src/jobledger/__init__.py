@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from jobledger.config import Settings
 from jobledger.errors import (
     ConfigError,
     InvalidValue,
@@ -23,12 +23,11 @@ from jobledger.errors import (
     UsageError,
 )
 from jobledger.ids import validate_job_id, validate_tag
-
-# Imported before ``def results`` below on purpose: importing the submodule
-# jobledger.results binds the package attribute ``results`` to the module, so it
-# must happen first for the function to win (a lazy import would undo it later).
-from jobledger.results import Results, TopEntry
 from jobledger.states import State
+
+if TYPE_CHECKING:
+    from jobledger.config import Settings
+    from jobledger.store import Results, TopEntry
 
 __all__ = [
     "ConfigError",
@@ -47,6 +46,20 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``Results`` and ``TopEntry`` load redis-py on first use: ``import jobledger`` stays
+    light, so the command starts (and answers Ctrl-C) before any heavy import."""
+    if name in ("Results", "TopEntry"):
+        from jobledger import store
+
+        return getattr(store, name)
+    if name == "Settings":
+        from jobledger.config import Settings
+
+        return Settings
+    raise AttributeError(f"module 'jobledger' has no attribute {name!r}")
 
 
 def job_from_env(env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
@@ -90,4 +103,6 @@ def results(
 
     # Job code rides out a Redis restart instead of failing the job.
     client = connect(settings, reconnect_s=JOB_RECONNECT_S)
+    from jobledger.store import Results
+
     return Results(client, validate_tag(tag), validate_job_id(job_id))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -261,7 +263,7 @@ def _print_results(prefix: str, items: dict[str, str]) -> None:
 @common
 def last(**kwargs: Any) -> None:
     """All keys/values of the most recent job of the tag (seed: test_lastjob.sh)."""
-    from jobledger.results import Results
+    from jobledger.store import Results
 
     app, _ = _app(kwargs)
     ledger = app.ledger()
@@ -284,7 +286,7 @@ def last(**kwargs: Any) -> None:
 def show(**kwargs: Any) -> None:
     """The record, history and results of one job."""
     from jobledger.ids import validate_job_id
-    from jobledger.results import Results
+    from jobledger.store import Results
 
     app, (job_id,) = _app(kwargs, "job_id")
     validate_job_id(job_id)
@@ -345,7 +347,7 @@ def show(**kwargs: Any) -> None:
 def top(**kwargs: Any) -> None:
     """The highest numeric results of one job or across the tag (non-numeric skipped)."""
     from jobledger.ids import validate_job_id
-    from jobledger.results import Results, top_results
+    from jobledger.store import Results, top_results
 
     app, (count, job_id) = _app(kwargs, "count", "job_id")
     tag = app.tag
@@ -618,14 +620,26 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+class _Interrupt(BaseException):
+    """Ctrl-C, raised past click (which would print a blank line and turn it into Abort)."""
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise _Interrupt
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI: one line per error, exit 2 for bad input, 1 for runtime failures."""
     import redis
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("JOBLEDGER_DEBUG"))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         cli.main(args=args, prog_name="jobledger", standalone_mode=False)
+    except _Interrupt:
+        _fail("interrupted", 130)
     except click.exceptions.Abort as exc:
         # click turns Ctrl-C into Abort, as it does a "no" at a confirmation prompt.
         if isinstance(exc.__context__, KeyboardInterrupt):

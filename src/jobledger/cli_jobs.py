@@ -382,7 +382,7 @@ def demo(**kwargs: Any) -> None:
     from rich.progress import Progress
 
     from jobledger.demo import run_demo
-    from jobledger.results import top_results
+    from jobledger.store import top_results
 
     app, (count,) = _app(kwargs, "count")
     # The demo empties its tag first: never take it from the environment or a config

@@ -20,8 +20,8 @@ import redis
 from jobledger import keys
 from jobledger.ids import is_job_id
 from jobledger.ledger import Ledger, isoformat
-from jobledger.results import as_number, index_result, scan_tag_results
 from jobledger.states import State
+from jobledger.store import as_number, index_result, scan_tag_results
 
 __all__ = ["KINDS", "FsckReport", "Problem", "check", "repair"]
 

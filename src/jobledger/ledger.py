@@ -20,8 +20,8 @@ import redis
 
 from jobledger import keys
 from jobledger.ids import is_job_id, sort_job_ids, validate_job_id, validate_tag
-from jobledger.results import purge_results
 from jobledger.states import State
+from jobledger.store import purge_results
 
 __all__ = [
     "CleanupReport",

@@ -512,7 +512,7 @@ class Experiment:
         from jobledger.config import Settings
         from jobledger.connection import connect
         from jobledger.ledger import Ledger
-        from jobledger.results import top_results
+        from jobledger.store import top_results
 
         # Clients made as the CLI makes them (timeouts, retries), one per reader thread.
         status_client = connect(Settings.from_url(self.url))
