@@ -221,10 +221,13 @@ def render_status(
 
 def render_top(tag: str, entries: list[Any]) -> None:
     """Print ranked numeric results as ``rank. value  <tag>-<job>:<key>``."""
+    from jobledger import keys
+
     if not entries:
         click.echo("no numeric results")
     for rank, e in enumerate(entries, 1):
-        click.echo(f"{rank:>3}. {e.value!r:<24} {printable(f'{tag}-{e.job_id}:{e.key}')}")
+        name = keys.result_key(tag, e.job_id, e.key)
+        click.echo(f"{rank:>3}. {e.value!r:<24} {printable(name)}")
 
 
 @cli.command()

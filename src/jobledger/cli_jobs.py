@@ -297,7 +297,7 @@ def adopt(**kwargs: Any) -> None:
     name_used = _scheduler_name(app, chosen)
     scheduler = get_scheduler(name_used, home=app.settings.home_dir)
     found = scheduler.find_by_name(name or ledger.tag, since=since)
-    known = {str(j) for j in app.client.smembers(f"{ledger.tag}_ALL")}
+    known = {str(j) for j in app.client.smembers(ledger.layout.all_set(ledger.tag))}
     new = [info for info in found if info.job_id not in known]
     now = utcnow()
     with app.client.pipeline(transaction=False) as pipe:

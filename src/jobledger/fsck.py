@@ -17,8 +17,8 @@ from typing import Any
 
 import redis
 
-from jobledger import keys
 from jobledger.ids import is_job_id
+from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.ledger import Ledger, isoformat
 from jobledger.states import State
 from jobledger.store import as_number, index_result, scan_tag_results
@@ -89,22 +89,22 @@ def _chunks(items: list[str], size: int = _BATCH) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
-def check(client: redis.Redis, tag: str) -> FsckReport:
+def check(client: redis.Redis, tag: str, *, layout: KeyLayout = LAYOUT) -> FsckReport:
     """Find every inconsistency of ``tag``'s ledger, results index and rankings."""
-    ledger = Ledger(client, tag)
+    ledger = Ledger(client, tag, layout=layout)
     snapshot = ledger.snapshot()
     in_all = set(snapshot.pop("ALL"))
     invalid: dict[str, list[str]] = {}  # member -> the sets holding it
     for job_id in in_all:
         if not is_job_id(job_id):
-            invalid.setdefault(job_id, []).append(keys.all_set(tag))
+            invalid.setdefault(job_id, []).append(layout.all_set(tag))
     where: dict[str, list[State]] = {}
     for state in State:
         for job_id in snapshot[state.value]:
             if is_job_id(job_id):
                 where.setdefault(job_id, []).append(state)
             else:
-                invalid.setdefault(job_id, []).append(keys.state_set(tag, state))
+                invalid.setdefault(job_id, []).append(layout.state_set(tag, state))
     in_all -= invalid.keys()
     report = FsckReport(tag)
     found: dict[str, list[str]] = {kind: [] for kind in KINDS}
@@ -112,18 +112,18 @@ def check(client: redis.Redis, tag: str) -> FsckReport:
     found["no_state"] = sorted(in_all - where.keys())
     found["several_states"] = sorted(j for j, states in where.items() if len(states) > 1)
     found["missing_from_all"] = sorted(where.keys() - in_all)
-    record_states, bad = _record_states(client, tag, sorted(where.keys() | in_all))
+    record_states, bad = _record_states(client, tag, sorted(where.keys() | in_all), layout)
     for job_id, states in where.items():
         recorded = record_states.get(job_id)
         if len(states) == 1 and recorded and recorded != states[0].value:
             found["record_mismatch"].append(job_id)
     known = in_all | where.keys()
-    found["orphan_record"] = sorted(_record_ids(client, tag) - known)
-    result_jobs = {job_id for _, job_id, _ in scan_tag_results(client, tag)}
-    indexed = {str(j) for j in client.smembers(keys.indexed_jobs(tag))}
-    retired = {str(j) for j in client.smembers(keys.retired_jobs(tag))}  # cleanup kept them
+    found["orphan_record"] = sorted(_record_ids(client, tag, layout) - known)
+    result_jobs = {job_id for _, job_id, _ in scan_tag_results(client, tag, layout=layout)}
+    indexed = {str(j) for j in client.smembers(layout.indexed_jobs(tag))}
+    retired = {str(j) for j in client.smembers(layout.retired_jobs(tag))}  # cleanup kept them
     found["results_without_job"] = sorted((result_jobs | indexed) - known - retired)
-    stale, numeric = _index_problems(client, tag, sorted(indexed))
+    stale, numeric = _index_problems(client, tag, sorted(indexed), layout)
     found["stale_index"], found["stale_numeric"] = sorted(stale), sorted(numeric)
     found["bad_record"] = sorted(bad)
     for kind, ids in found.items():
@@ -164,7 +164,7 @@ def _record_problem(values: dict[str, str | None]) -> str | None:
 
 
 def _record_states(
-    client: redis.Redis, tag: str, job_ids: list[str]
+    client: redis.Redis, tag: str, job_ids: list[str], layout: KeyLayout
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Each record's ``state``, and why records the tracker cannot read are bad."""
     names = ("state", "attempts", *_TIMES)
@@ -173,7 +173,7 @@ def _record_states(
     for chunk in _chunks(job_ids):
         with client.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                pipe.hmget(keys.job_record(tag, job_id), names)
+                pipe.hmget(layout.job_record(tag, job_id), names)
             for job_id, values in zip(chunk, pipe.execute(), strict=True):
                 fields = dict(zip(names, values, strict=True))
                 if fields["state"]:
@@ -184,25 +184,32 @@ def _record_states(
     return out, bad
 
 
-def _record_ids(client: redis.Redis, tag: str) -> set[str]:
-    prefix = keys.job_record(tag, "")
-    pattern = keys.glob_escape(prefix) + "*"
-    return {str(k)[len(prefix) :] for k in client.scan_iter(match=pattern, count=1000)}
+def _record_ids(client: redis.Redis, tag: str, layout: KeyLayout) -> set[str]:
+    ids = set()
+    for name in client.scan_iter(match=layout.own_pattern(tag), count=1000):
+        kind, job_id = layout.own_key_kind(tag, str(name))
+        if kind == "job" and job_id is not None:
+            ids.add(job_id)
+    return ids
 
 
-def _index_problems(client: redis.Redis, tag: str, indexed: list[str]) -> tuple[set[str], set[str]]:
+def _index_problems(
+    client: redis.Redis, tag: str, indexed: list[str], layout: KeyLayout
+) -> tuple[set[str], set[str]]:
     """Jobs whose index names missing keys, and jobs whose rankings disagree with values."""
     stale: set[str] = set()
     numeric: set[str] = set()
     for chunk in _chunks(indexed, 100):
         with client.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                pipe.smembers(keys.result_index(tag, job_id))
-                pipe.zrange(keys.job_numeric(tag, job_id), 0, -1, withscores=True)
+                pipe.smembers(layout.result_index(tag, job_id))
+                pipe.zrange(layout.job_numeric(tag, job_id), 0, -1, withscores=True)
             replies = pipe.execute()
         for job_id, names, ranked in zip(chunk, replies[::2], replies[1::2], strict=True):
             names = sorted(str(n) for n in names)
-            values = client.mget([keys.result_key(tag, job_id, n) for n in names]) if names else []
+            values = (
+                client.mget([layout.result_key(tag, job_id, n) for n in names]) if names else []
+            )
             current = dict(zip(names, values, strict=True))
             if any(v is None for v in values):
                 stale.add(job_id)
@@ -212,9 +219,16 @@ def _index_problems(client: redis.Redis, tag: str, indexed: list[str]) -> tuple[
     return stale, numeric
 
 
-def repair(client: redis.Redis, tag: str, report: FsckReport, *, now: datetime) -> FsckReport:
+def repair(
+    client: redis.Redis,
+    tag: str,
+    report: FsckReport,
+    *,
+    now: datetime,
+    layout: KeyLayout = LAYOUT,
+) -> FsckReport:
     """Fix the repairable problems of ``report``; returns a fresh check afterwards."""
-    ledger = Ledger(client, tag)
+    ledger = Ledger(client, tag, layout=layout)
     done: list[str] = []
     skipped: list[str] = []
     attempted: set[tuple[object, str]] = set()
@@ -233,22 +247,22 @@ def repair(client: redis.Redis, tag: str, report: FsckReport, *, now: datetime) 
                 continue
             if message:
                 done.append(f"{job_id}: {message}")
-    after = check(client, tag)
+    after = check(client, tag, layout=layout)
     after.repaired, after.skipped = done, skipped
     return after
 
 
-def _event(pipe: Any, tag: str, job_id: str, source: str, target: str, now: datetime) -> None:
+def _event(pipe: Any, ledger: Ledger, job_id: str, source: str, target: str, now: datetime) -> None:
     pipe.xadd(
-        keys.events(tag),
+        ledger.layout.events(ledger.tag),
         {"job": job_id, "from": source, "to": target, "at": isoformat(now), "by": "fsck"},
     )
 
 
-def _states_of(client: redis.Redis, tag: str, job_id: str) -> list[State]:
+def _states_of(client: redis.Redis, ledger: Ledger, job_id: str) -> list[State]:
     with client.pipeline(transaction=False) as pipe:
         for state in State:
-            pipe.sismember(keys.state_set(tag, state), job_id)
+            pipe.sismember(ledger.layout.state_set(ledger.tag, state), job_id)
         flags = pipe.execute()
     return [s for s, flag in zip(State, flags, strict=True) if flag]
 
@@ -256,12 +270,12 @@ def _states_of(client: redis.Redis, tag: str, job_id: str) -> list[State]:
 def _settle(client: redis.Redis, ledger: Ledger, job_id: str, now: datetime) -> str | None:
     """Leave the job in exactly one state set, in _ALL, with a matching record."""
     tag = ledger.tag
-    watched = [keys.all_set(tag), keys.job_record(tag, job_id)]
-    watched += [keys.state_set(tag, s) for s in State]
+    watched = [ledger.layout.all_set(tag), ledger.layout.job_record(tag, job_id)]
+    watched += [ledger.layout.state_set(tag, s) for s in State]
     with client.pipeline(transaction=True) as pipe:
         pipe.watch(*watched)  # type: ignore[no-untyped-call]
-        states = _states_of(client, tag, job_id)
-        recorded = client.hget(keys.job_record(tag, job_id), "state")
+        states = _states_of(client, ledger, job_id)
+        recorded = client.hget(ledger.layout.job_record(tag, job_id), "state")
         if len(states) == 1:
             keep = states[0]
         elif states:
@@ -271,42 +285,44 @@ def _settle(client: redis.Redis, ledger: Ledger, job_id: str, now: datetime) -> 
             valid = {s.value for s in State}
             keep = State(recorded) if recorded in valid else State.PENDING_AND_RUNNING
         pipe.multi()
-        pipe.sadd(keys.all_set(tag), job_id)
+        pipe.sadd(ledger.layout.all_set(tag), job_id)
         for state in states:
             if state is not keep:
-                pipe.srem(keys.state_set(tag, state), job_id)
-        pipe.sadd(keys.state_set(tag, keep), job_id)
+                pipe.srem(ledger.layout.state_set(tag, state), job_id)
+        pipe.sadd(ledger.layout.state_set(tag, keep), job_id)
         pipe.hset(
-            keys.job_record(tag, job_id),
+            ledger.layout.job_record(tag, job_id),
             mapping={"state": keep.value, "updated_at": isoformat(now)},
         )
         source = ",".join(s.value for s in states) or "(none)"
-        _event(pipe, tag, job_id, source, keep.value, now)
+        _event(pipe, ledger, job_id, source, keep.value, now)
         pipe.execute()
     if states == [keep]:
-        return f"in {keep.value}: {keys.all_set(tag)} and the record's state made to match"
+        return f"in {keep.value}: {ledger.layout.all_set(tag)} and the record's state made to match"
     return f"kept in {keep.value} (was in {source})"
 
 
 def _reindex(client: redis.Redis, ledger: Ledger, job_id: str, now: datetime) -> str | None:
     """Rebuild one job's index and rankings from the values that exist now."""
     tag = ledger.tag
-    index, ranked = keys.result_index(tag, job_id), keys.job_numeric(tag, job_id)
+    index, ranked = ledger.layout.result_index(tag, job_id), ledger.layout.job_numeric(tag, job_id)
     with client.pipeline(transaction=True) as pipe:
         pipe.watch(index, ranked)  # type: ignore[no-untyped-call]
         names = sorted(str(n) for n in client.smembers(index))
-        values = client.mget([keys.result_key(tag, job_id, n) for n in names]) if names else []
+        values = (
+            client.mget([ledger.layout.result_key(tag, job_id, n) for n in names]) if names else []
+        )
         pipe.multi()
         gone = [n for n, v in zip(names, values, strict=True) if v is None]
         if gone:
             pipe.srem(index, *gone)
         pipe.delete(ranked)
-        members = [keys.tag_numeric_member(job_id, n) for n in names]
+        members = [ledger.layout.tag_numeric_member(job_id, n) for n in names]
         if members:
-            pipe.zrem(keys.tag_numeric(tag), *members)
+            pipe.zrem(ledger.layout.tag_numeric(tag), *members)
         for name, value in zip(names, values, strict=True):
             if value is not None:
-                index_result(pipe, tag, job_id, name, value)
+                index_result(pipe, tag, job_id, name, value, layout=ledger.layout)
         pipe.execute()
     return f"index rebuilt ({len(gone)} stale entries dropped)"
 
@@ -314,7 +330,7 @@ def _reindex(client: redis.Redis, ledger: Ledger, job_id: str, now: datetime) ->
 def _quarantine(client: redis.Redis, ledger: Ledger, member: str, now: datetime) -> str | None:
     """Move a member that is not a job ID out of every set, into the tag's quarantine."""
     tag = ledger.tag
-    sets = [keys.all_set(tag), *(keys.state_set(tag, s) for s in State)]
+    sets = [ledger.layout.all_set(tag), *(ledger.layout.state_set(tag, s) for s in State)]
     with client.pipeline(transaction=True) as pipe:
         pipe.watch(*sets)  # type: ignore[no-untyped-call]
         with client.pipeline(transaction=False) as probe:
@@ -324,9 +340,9 @@ def _quarantine(client: redis.Redis, ledger: Ledger, member: str, now: datetime)
         pipe.multi()
         for name in holding:
             pipe.srem(name, member)
-            pipe.sadd(keys.quarantine(tag), f"{name}:{member}")
+            pipe.sadd(ledger.layout.quarantine(tag), f"{name}:{member}")
         pipe.execute()
-    return f"not a job ID: moved from {', '.join(holding)} to {keys.quarantine(tag)}"
+    return f"not a job ID: moved from {', '.join(holding)} to {ledger.layout.quarantine(tag)}"
 
 
 _REPAIRS = {

@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
-from jobledger import keys
 from jobledger.ids import is_job_id, sort_job_ids, validate_job_id, validate_tag
+from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.states import State
 from jobledger.store import purge_results
 
@@ -75,9 +75,9 @@ return 1
 """
 
 
-def allocate_local_id(client: redis.Redis) -> str:
+def allocate_local_id(client: redis.Redis, layout: KeyLayout = LAYOUT) -> str:
     """A job ID no other local job of this server has: one INCR on the server."""
-    return str(int(client.incr(keys.local_job_ids())))
+    return str(int(client.incr(layout.local_job_ids())))
 
 
 # Cleanup: remove jobs wholly in one step.  KEYS: the ARGV[1] state sets (_ALL first), the
@@ -165,9 +165,10 @@ class JobView:
 class Ledger:
     """State sets, records and events of one tag, on one Redis connection."""
 
-    def __init__(self, client: redis.Redis, tag: str) -> None:
+    def __init__(self, client: redis.Redis, tag: str, *, layout: KeyLayout = LAYOUT) -> None:
         self.client = client
         self.tag = validate_tag(tag)
+        self.layout = layout
         self._submit = client.register_script(_SUBMIT_LUA)
         self._move = client.register_script(_MOVE_LUA)
         self._update = client.register_script(_UPDATE_LUA)
@@ -199,12 +200,12 @@ class Ledger:
             record["submission"] = submission
         return self._submit(
             keys=[
-                keys.all_set(t),
-                keys.state_set(t, State.PENDING_AND_RUNNING),
-                keys.job_record(t, job_id),
-                keys.job_history(t, job_id),
-                keys.events(t),
-                keys.tags_registry(),
+                self.layout.all_set(t),
+                self.layout.state_set(t, State.PENDING_AND_RUNNING),
+                self.layout.job_record(t, job_id),
+                self.layout.job_history(t, job_id),
+                self.layout.events(t),
+                self.layout.tags_registry(),
             ],
             args=[job_id, t, isoformat(now), by, submission, *_flatten(record)],
             client=pipeline or self.client,
@@ -227,12 +228,12 @@ class Ledger:
         t, tr = self.tag, transition
         return self._move(
             keys=[
-                keys.state_set(t, tr.source),
-                keys.state_set(t, tr.target),
-                keys.job_record(t, tr.job_id),
-                keys.job_history(t, tr.job_id),
-                keys.events(t),
-                keys.tracker_fence(t),
+                self.layout.state_set(t, tr.source),
+                self.layout.state_set(t, tr.target),
+                self.layout.job_record(t, tr.job_id),
+                self.layout.job_history(t, tr.job_id),
+                self.layout.events(t),
+                self.layout.tracker_fence(t),
             ],
             args=[
                 tr.job_id,
@@ -280,9 +281,9 @@ class Ledger:
             return 0
         return self._update(
             keys=[
-                keys.state_set(self.tag, state),
-                keys.job_record(self.tag, job_id),
-                keys.tracker_fence(self.tag),
+                self.layout.state_set(self.tag, state),
+                self.layout.job_record(self.tag, job_id),
+                self.layout.tracker_fence(self.tag),
             ],
             args=[job_id, fence or "", *flat],
             client=pipeline or self.client,
@@ -291,23 +292,23 @@ class Ledger:
     # --- reads --------------------------------------------------------------
 
     def members(self, state: State) -> set[str]:
-        return set(self.client.smembers(keys.state_set(self.tag, state)))  # type: ignore[arg-type]
+        return set(self.client.smembers(self.layout.state_set(self.tag, state)))  # type: ignore[arg-type]
 
     def snapshot(self) -> dict[str, list[str]]:
         """``ALL`` and every state set, each as a numerically sorted list of job IDs."""
         names = ["ALL", *(s.value for s in State)]
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.smembers(keys.all_set(self.tag))
+            pipe.smembers(self.layout.all_set(self.tag))
             for s in State:
-                pipe.smembers(keys.state_set(self.tag, s))
+                pipe.smembers(self.layout.state_set(self.tag, s))
             replies = pipe.execute()
         return {n: sort_job_ids(set(r)) for n, r in zip(names, replies, strict=True)}
 
     def counts(self) -> dict[str, int]:
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.scard(keys.all_set(self.tag))
+            pipe.scard(self.layout.all_set(self.tag))
             for s in State:
-                pipe.scard(keys.state_set(self.tag, s))
+                pipe.scard(self.layout.state_set(self.tag, s))
             replies = pipe.execute()
         return dict(zip(["ALL", *(s.value for s in State)], replies, strict=True))
 
@@ -316,11 +317,11 @@ class Ledger:
         validate_job_id(job_id)
         t = self.tag
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.sismember(keys.all_set(t), job_id)
+            pipe.sismember(self.layout.all_set(t), job_id)
             for s in State:
-                pipe.sismember(keys.state_set(t, s), job_id)
-            pipe.hgetall(keys.job_record(t, job_id))
-            pipe.lrange(keys.job_history(t, job_id), 0, -1)
+                pipe.sismember(self.layout.state_set(t, s), job_id)
+            pipe.hgetall(self.layout.job_record(t, job_id))
+            pipe.lrange(self.layout.job_history(t, job_id), 0, -1)
             replies = pipe.execute()
         in_all, flags, record, history = replies[0], replies[1:-2], replies[-2], replies[-1]
         states = [s for s, flag in zip(State, flags, strict=True) if flag]
@@ -336,18 +337,18 @@ class Ledger:
         """What the tracker last wrote about this tag (mode, last pass); empty if none ran."""
         return {
             str(k): str(v)
-            for k, v in (self.client.hgetall(keys.tracker_status(self.tag)) or {}).items()
+            for k, v in (self.client.hgetall(self.layout.tracker_status(self.tag)) or {}).items()
         }
 
     def last_job(self) -> str | None:
         """The most recent job of the tag: the highest job ID in ``_ALL``."""
-        members = self.client.smembers(keys.all_set(self.tag))
+        members = self.client.smembers(self.layout.all_set(self.tag))
         ids = [str(i) for i in members if is_job_id(str(i))]
         return sort_job_ids(ids)[-1] if ids else None
 
     def events(self, count: int | None = None) -> list[dict[str, str]]:
         """The newest ``count`` events of the tag (all when None), oldest first."""
-        stream = keys.events(self.tag)
+        stream = self.layout.events(self.tag)
         if count is None:
             entries = list(self.client.xrange(stream) or [])
         else:
@@ -368,19 +369,19 @@ class Ledger:
         """
         t = self.tag
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.sunion([keys.all_set(t), *(keys.state_set(t, s) for s in State)])
-            pipe.xrevrange(keys.events(t), count=1)
+            pipe.sunion([self.layout.all_set(t), *(self.layout.state_set(t, s) for s in State)])
+            pipe.xrevrange(self.layout.events(t), count=1)
             job_ids, last_event = pipe.execute()
         report = CleanupReport(jobs=len(job_ids))
         seen = sorted(str(j) for j in job_ids)
         report.records = self._forget(seen, only_if_unknown=False, retire=not purge_results_too)
         # Records and histories of no job in the sets (written by hand, or left by a crash):
         # removed unless their job is in the ledger by now (launched meanwhile).
-        own = keys.glob_escape(f"{keys.PREFIX}:{t}:") + "*"
+        own = self.layout.own_pattern(t)
         strays: set[str] = set()
         doomed: list[str] = []
         for name in self.client.scan_iter(match=own, count=1000):
-            kind, job_id = keys.own_key_kind(t, str(name))
+            kind, job_id = self.layout.own_key_kind(t, str(name))
             if kind in ("job", "history") and job_id is not None:
                 strays.add(job_id)
             elif purge_results_too and kind not in ("lease", "fence", "job", "history"):
@@ -392,26 +393,30 @@ class Ledger:
             last_id = str(last_event[0][0])
             ms, _, seq = last_id.partition("-")
             report.events = int(
-                self._trim_script(keys=[keys.events(t)], args=[f"{ms}-{int(seq) + 1}"])
+                self._trim_script(keys=[self.layout.events(t)], args=[f"{ms}-{int(seq) + 1}"])
             )
-        doomed.append(keys.tracker_status(t))
+        doomed.append(self.layout.tracker_status(t))
         for start in range(0, len(doomed), 500):
             report.keys_deleted += int(self.client.unlink(*doomed[start : start + 500]))
         if purge_results_too:
-            report.results = purge_results(self.client, t)
-            self.client.srem(keys.tags_registry(), t)
+            report.results = purge_results(self.client, t, layout=self.layout)
+            self.client.srem(self.layout.tags_registry(), t)
         return report
 
     def _forget(self, job_ids: list[str], *, only_if_unknown: bool, retire: bool) -> int:
         """Remove jobs wholly (sets, record, history), a batch per atomic script call."""
         t = self.tag
-        sets = [keys.all_set(t), *(keys.state_set(t, s) for s in State)]
+        sets = [self.layout.all_set(t), *(self.layout.state_set(t, s) for s in State)]
         removed = 0
         for start in range(0, len(job_ids), 200):
             batch = job_ids[start : start + 200]
-            own = [k for j in batch for k in (keys.job_record(t, j), keys.job_history(t, j))]
+            own = [
+                k
+                for j in batch
+                for k in (self.layout.job_record(t, j), self.layout.job_history(t, j))
+            ]
             reply = self._forget_script(
-                keys=[*sets, keys.retired_jobs(t), *own],
+                keys=[*sets, self.layout.retired_jobs(t), *own],
                 args=[len(sets), "1" if only_if_unknown else "0", "1" if retire else "0", *batch],
             )
             removed += int(reply)

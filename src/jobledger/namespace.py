@@ -22,9 +22,9 @@ class Namespace:
 
     def keys(self, pattern: str = "*") -> list[str]:
         """Key names (without the namespace) matching a glob ``pattern``, sorted."""
-        start = len(self.namespace) + 1
         match = keys.namespace_pattern(self.namespace, pattern)
-        return sorted(str(k)[start:] for k in self.client.scan_iter(match=match, count=1000))
+        found = self.client.scan_iter(match=match, count=1000)
+        return sorted(keys.parse_namespace_key(self.namespace, str(k)) for k in found)
 
     def get(self, key: str) -> str | None:
         value = self.client.get(self._key(key))

@@ -16,9 +16,9 @@ from typing import Union
 
 import redis
 
-from jobledger import keys
 from jobledger.errors import InvalidValue
 from jobledger.ids import is_job_id, validate_job_id, validate_result_key, validate_tag
+from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.states import REQUEUEABLE_STATES, State
 
 __all__ = [
@@ -102,7 +102,13 @@ def _encode(key: str, value: object) -> str | bytes:
 
 
 def index_result(
-    pipe: redis.client.Pipeline, tag: str, job_id: str, key: str, value: object
+    pipe: redis.client.Pipeline,
+    tag: str,
+    job_id: str,
+    key: str,
+    value: object,
+    *,
+    layout: KeyLayout = LAYOUT,
 ) -> None:
     """Queue the index writes for one stored result: the job's key set and, when the value
     reads as a number, its place in the job's and the tag's rankings (else out of them).
@@ -111,14 +117,14 @@ def index_result(
     jobs and ``fsck --repair`` all call it (the Lua ``incr`` mirrors it server-side).
     """
     number = as_number(value)
-    member = keys.tag_numeric_member(job_id, key)
-    pipe.sadd(keys.result_index(tag, job_id), key)
+    member = layout.tag_numeric_member(job_id, key)
+    pipe.sadd(layout.result_index(tag, job_id), key)
     if number is None:
-        pipe.zrem(keys.job_numeric(tag, job_id), key)
-        pipe.zrem(keys.tag_numeric(tag), member)
+        pipe.zrem(layout.job_numeric(tag, job_id), key)
+        pipe.zrem(layout.tag_numeric(tag), member)
     else:
-        pipe.zadd(keys.job_numeric(tag, job_id), {key: number})
-        pipe.zadd(keys.tag_numeric(tag), {member: number})
+        pipe.zadd(layout.job_numeric(tag, job_id), {key: number})
+        pipe.zadd(layout.tag_numeric(tag), {member: number})
 
 
 @dataclass(frozen=True)
@@ -133,8 +139,11 @@ class TopEntry:
 class Results:
     """The results namespace ``<tag>-<jobid>:`` of one job."""
 
-    def __init__(self, client: redis.Redis, tag: str, job_id: str) -> None:
+    def __init__(
+        self, client: redis.Redis, tag: str, job_id: str, *, layout: KeyLayout = LAYOUT
+    ) -> None:
         self.client = client
+        self.layout = layout
         self.tag = validate_tag(tag)
         self.job_id = validate_job_id(job_id)
         self._incr = client.register_script(_INCR_LUA)
@@ -142,15 +151,15 @@ class Results:
     @property
     def prefix(self) -> str:
         """The seed's JOB_SPECIFIC_PREFIX, ``<tag>-<jobid>``."""
-        return keys.result_prefix(self.tag, self.job_id)
+        return self.layout.result_prefix(self.tag, self.job_id)
 
     def _key(self, key: str) -> str:
-        return keys.result_key(self.tag, self.job_id, validate_result_key(key))
+        return self.layout.result_key(self.tag, self.job_id, validate_result_key(key))
 
     def _write(self, pipe: redis.client.Pipeline, key: str, value: object) -> None:
         stored = _encode(key, value)
         pipe.set(self._key(key), stored)
-        index_result(pipe, self.tag, self.job_id, key, stored)
+        index_result(pipe, self.tag, self.job_id, key, stored, layout=self.layout)
 
     def update(self, values: Mapping[str, Value]) -> None:
         """Store several results in one atomic round trip."""
@@ -159,8 +168,8 @@ class Results:
         with self.client.pipeline(transaction=True) as pipe:
             for key, value in values.items():
                 self._write(pipe, key, value)
-            pipe.sadd(keys.indexed_jobs(self.tag), self.job_id)
-            pipe.sadd(keys.tags_registry(), self.tag)
+            pipe.sadd(self.layout.indexed_jobs(self.tag), self.job_id)
+            pipe.sadd(self.layout.tags_registry(), self.tag)
             pipe.execute()
 
     def set(self, key: str, value: Value) -> None:
@@ -200,13 +209,13 @@ class Results:
             self._incr(
                 keys=[
                     self._key(key),
-                    keys.result_index(t, j),
-                    keys.indexed_jobs(t),
-                    keys.job_numeric(t, j),
-                    keys.tag_numeric(t),
-                    keys.tags_registry(),
+                    self.layout.result_index(t, j),
+                    self.layout.indexed_jobs(t),
+                    self.layout.job_numeric(t, j),
+                    self.layout.tag_numeric(t),
+                    self.layout.tags_registry(),
                 ],
-                args=[amount, kind, key, j, keys.tag_numeric_member(j, key), t],
+                args=[amount, kind, key, j, self.layout.tag_numeric_member(j, key), t],
             )
         )
 
@@ -238,29 +247,30 @@ class Results:
         t, j = self.tag, self.job_id
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(*(self._key(n) for n in names))
-            pipe.srem(keys.result_index(t, j), *names)
-            pipe.zrem(keys.job_numeric(t, j), *names)
-            pipe.zrem(keys.tag_numeric(t), *(keys.tag_numeric_member(j, n) for n in names))
+            pipe.srem(self.layout.result_index(t, j), *names)
+            pipe.zrem(self.layout.job_numeric(t, j), *names)
+            pipe.zrem(
+                self.layout.tag_numeric(t), *(self.layout.tag_numeric_member(j, n) for n in names)
+            )
             return int(pipe.execute()[0])
 
     def is_indexed(self) -> bool:
-        return bool(self.client.sismember(keys.indexed_jobs(self.tag), self.job_id))
+        return bool(self.client.sismember(self.layout.indexed_jobs(self.tag), self.job_id))
 
     def keys(self) -> list[str]:
         """This job's result key names (without prefix), sorted."""
         if self.is_indexed():
-            return sorted(self.client.smembers(keys.result_index(self.tag, self.job_id)))  # type: ignore[arg-type]
-        start = len(self.prefix) + 1
-        pattern = keys.result_pattern(self.tag, self.job_id)
+            return sorted(self.client.smembers(self.layout.result_index(self.tag, self.job_id)))  # type: ignore[arg-type]
+        pattern = self.layout.result_pattern(self.tag, self.job_id)
         found = self.client.scan_iter(match=pattern, count=_SCAN_COUNT)
-        return sorted(str(k)[start:] for k in found)
+        return sorted(self.layout.parse_result_key(self.tag, str(k))[1] for k in found)
 
     def items(self) -> dict[str, str]:
         """All of this job's results, read with one MGET."""
         names = self.keys()
         if not names:
             return {}
-        values = self.client.mget([keys.result_key(self.tag, self.job_id, n) for n in names])
+        values = self.client.mget([self.layout.result_key(self.tag, self.job_id, n) for n in names])
         return {n: str(v) for n, v in zip(names, values, strict=True) if v is not None}
 
     def __iter__(self) -> Iterator[str]:
@@ -270,7 +280,7 @@ class Results:
         """This job's ``n`` highest numeric results, highest first."""
         if self.is_indexed():
             pairs = self.client.zrevrange(
-                keys.job_numeric(self.tag, self.job_id), 0, n - 1, withscores=True
+                self.layout.job_numeric(self.tag, self.job_id), 0, n - 1, withscores=True
             )
             return [TopEntry(self.job_id, str(k), float(s)) for k, s in _pairs(pairs)]
         entries = [TopEntry(self.job_id, k, v) for k, v in _numeric(self.items().items())]
@@ -291,17 +301,20 @@ def _numeric(items: Iterable[tuple[str, object]]) -> Iterator[tuple[str, float]]
             yield key, number
 
 
-def scan_tag_results(client: redis.Redis, tag: str) -> Iterator[tuple[str, str, str]]:
+def scan_tag_results(
+    client: redis.Redis, tag: str, *, layout: KeyLayout = LAYOUT
+) -> Iterator[tuple[str, str, str]]:
     """(full key, job ID, result key) for every results key of ``tag`` (a keyspace walk)."""
-    head = len(tag) + 1
-    for full in client.scan_iter(match=keys.tag_results_pattern(tag), count=_SCAN_COUNT):
-        job_id, _, key = str(full)[head:].partition(":")
+    for full in client.scan_iter(match=layout.tag_results_pattern(tag), count=_SCAN_COUNT):
+        job_id, key = layout.parse_result_key(tag, str(full))
         # 'a-*:*' also matches tag 'a-1's keys 'a-1-2:x'; a real job ID sorts that out.
         if is_job_id(job_id):
             yield str(full), job_id, key
 
 
-def top_results(client: redis.Redis, tag: str, n: int = 3) -> list[TopEntry]:
+def top_results(
+    client: redis.Redis, tag: str, n: int = 3, *, layout: KeyLayout = LAYOUT
+) -> list[TopEntry]:
     """The ``n`` highest numeric results across all jobs of ``tag``, highest first.
 
     Indexed results come from one sorted set.  Jobs of ``<tag>_ALL`` that have
@@ -313,40 +326,40 @@ def top_results(client: redis.Redis, tag: str, n: int = 3) -> list[TopEntry]:
     ``Results(...).top()`` for the one job.  The same data gives the same answer.
     """
     validate_tag(tag)
-    legacy = {str(j) for j in client.sdiff([keys.all_set(tag), keys.indexed_jobs(tag)])}
+    legacy = {str(j) for j in client.sdiff([layout.all_set(tag), layout.indexed_jobs(tag)])}
     if legacy:
         with client.pipeline(transaction=False) as pipe:
             for state in _MAY_STILL_WRITE:
-                pipe.smembers(keys.state_set(tag, state))
+                pipe.smembers(layout.state_set(tag, state))
             active = {str(j) for ids in pipe.execute() for j in ids}
         if legacy - active:
-            _index_ended(client, tag, legacy - active)
-    pairs = _pairs(client.zrevrange(keys.tag_numeric(tag), 0, n - 1, withscores=True))
+            _index_ended(client, tag, legacy - active, layout)
+    pairs = _pairs(client.zrevrange(layout.tag_numeric(tag), 0, n - 1, withscores=True))
     entries = []
     for member, score in pairs:
-        job_id, _, key = member.partition(":")
+        job_id, key = layout.parse_numeric_member(member)
         entries.append(TopEntry(job_id, key, score))
     return entries
 
 
-def _index_ended(client: redis.Redis, tag: str, ended: set[str]) -> None:
+def _index_ended(client: redis.Redis, tag: str, ended: set[str], layout: KeyLayout) -> None:
     """Walk the keyspace once: index what ended unindexed jobs wrote."""
-    found = [(f, j, k) for f, j, k in scan_tag_results(client, tag) if j in ended]
+    found = [(f, j, k) for f, j, k in scan_tag_results(client, tag, layout=layout) if j in ended]
     values = client.mget([f for f, _, _ in found]) if found else []
     with client.pipeline(transaction=False) as pipe:
         for (_, job_id, key), value in zip(found, values, strict=True):
             if value is not None:
-                index_result(pipe, tag, job_id, key, value)
-        pipe.sadd(keys.indexed_jobs(tag), *ended)
+                index_result(pipe, tag, job_id, key, value, layout=layout)
+        pipe.sadd(layout.indexed_jobs(tag), *ended)
         pipe.execute()
 
 
-def purge_results(client: redis.Redis, tag: str) -> int:
+def purge_results(client: redis.Redis, tag: str, *, layout: KeyLayout = LAYOUT) -> int:
     """Delete every result key of ``tag`` (indexed or not); returns how many were deleted."""
     validate_tag(tag)
     deleted = 0
     batch: list[str] = []
-    for full, _, _ in scan_tag_results(client, tag):
+    for full, _, _ in scan_tag_results(client, tag, layout=layout):
         batch.append(full)
         if len(batch) >= 500:
             deleted += int(client.unlink(*batch))

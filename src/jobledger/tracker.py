@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 import redis
 
-from jobledger import keys
 from jobledger.errors import JobledgerError, RedisUnavailable, SchedulerError
 from jobledger.journal import Journal
+from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.ledger import Ledger, Transition, isoformat, utcnow
 from jobledger.schedulers import Scheduler
 from jobledger.schedulers.base import JobInfo
@@ -100,8 +100,16 @@ def _ms(moment: datetime) -> int:
 class Lease:
     """Who may move the jobs of one tag: an expiring key plus a fencing counter."""
 
-    def __init__(self, client: redis.Redis, tag: str, owner: str, ttl_s: float) -> None:
-        self.client, self.tag, self.owner = client, tag, owner
+    def __init__(
+        self,
+        client: redis.Redis,
+        tag: str,
+        owner: str,
+        ttl_s: float,
+        *,
+        layout: KeyLayout = LAYOUT,
+    ) -> None:
+        self.client, self.tag, self.owner, self.layout = client, tag, owner, layout
         self.ttl_ms = int(ttl_s * 1000)
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._release = client.register_script(_RELEASE_LUA)
@@ -110,13 +118,13 @@ class Lease:
         """Take or renew the lease at ``now``; the fencing token while we hold it, else None."""
         now_ms = _ms(now or utcnow())
         reply = self._acquire(
-            keys=[keys.tracker_lease(self.tag), keys.tracker_fence(self.tag)],
+            keys=[self.layout.tracker_lease(self.tag), self.layout.tracker_fence(self.tag)],
             args=[self.owner, now_ms, now_ms + self.ttl_ms, 2 * self.ttl_ms + 60_000],
         )
         return None if reply is None else str(reply)
 
     def release(self) -> None:
-        self._release(keys=[keys.tracker_lease(self.tag)], args=[self.owner])
+        self._release(keys=[self.layout.tracker_lease(self.tag)], args=[self.owner])
 
 
 @dataclass(frozen=True)
@@ -292,8 +300,10 @@ class Tracker:
         owner: str | None = None,
         journal_target: str = "",
         clock: Callable[[], datetime] | None = None,
+        layout: KeyLayout = LAYOUT,
     ) -> None:
         self.client = client
+        self.layout = layout
         self.tags = tags
         self.scheduler = scheduler
         self.default_scheduler = default_scheduler
@@ -307,7 +317,9 @@ class Tracker:
 
     def _lease(self, tag: str) -> Lease:
         if tag not in self.leases:
-            self.leases[tag] = Lease(self.client, tag, self.owner, self.settings.lease_ttl_s)
+            self.leases[tag] = Lease(
+                self.client, tag, self.owner, self.settings.lease_ttl_s, layout=self.layout
+            )
         return self.leases[tag]
 
     def _renew(self, tag: str, token: str) -> None:
@@ -321,12 +333,12 @@ class Tracker:
         watch_states = [State.PENDING_AND_RUNNING, *sorted(REQUEUEABLE_STATES)]
         with self.client.pipeline(transaction=False) as pipe:
             for s in watch_states:
-                pipe.smembers(keys.state_set(ledger.tag, s))
+                pipe.smembers(self.layout.state_set(ledger.tag, s))
             members = pipe.execute()
         watched = {str(j): s for s, ids in zip(watch_states, members, strict=True) for j in ids}
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in watched:
-                pipe.hgetall(keys.job_record(ledger.tag, job_id))
+                pipe.hgetall(self.layout.job_record(ledger.tag, job_id))
             records = dict(zip(watched, pipe.execute(), strict=True))
         window = timedelta(seconds=self.settings.requeue_window_s)
         for job_id, state in list(watched.items()):
@@ -399,7 +411,7 @@ class Tracker:
         return reports
 
     def _pass_tag(self, tag: str, report: PassReport, now: datetime) -> None:
-        ledger = Ledger(self.client, tag)
+        ledger = Ledger(self.client, tag, layout=self.layout)
         token = self._lease(tag).acquire(self.clock())
         if token is None:
             report.active = False
@@ -462,7 +474,8 @@ class Tracker:
         flat = [str(x) for pair in status.items() for x in pair]
         return int(
             self._status(
-                keys=[keys.tracker_status(tag), keys.tracker_fence(tag)], args=[token or "", *flat]
+                keys=[self.layout.tracker_status(tag), self.layout.tracker_fence(tag)],
+                args=[token or "", *flat],
             )
         )
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from jobledger import keys
 from jobledger.process import ProcessId, alive, identity
 from jobledger.schedulers.local import OUTCOMES, now_iso, read_json, task_state_path, write_json
 
@@ -209,7 +210,7 @@ class Supervisor:
         env = {**os.environ, **meta["env"]}
         env.update(
             JOBLEDGER_JOB_ID=job_id,
-            JOB_SPECIFIC_PREFIX=f"{meta['tag']}-{job_id}",
+            JOB_SPECIFIC_PREFIX=keys.result_prefix(meta["tag"], job_id),
             # What sbatch gives a job, for scripts written for SLURM (the seed's
             # "${job_tag}-${SLURM_JOB_ID}"): here the ledger's ID, array tasks included.
             SLURM_JOB_ID=job_id,
