@@ -369,3 +369,20 @@ def test_ctrl_c_in_a_command_is_one_line_and_exit_130(tmp_path: Path, when: str)
         for connection in connections:
             connection.close()
     assert (proc.returncode, out, err) == (130, "", "jobledger: error: interrupted\n")
+
+
+def test_jobs_of_the_layout_before_the_queue_are_still_filed(
+    cli: CLI, jl_client: redis.Redis
+) -> None:
+    """Upgrading jobledger while local jobs run: their one-state-file layout is read."""
+    job_dir = cli.cwd / ".jobledger" / "local" / "7"
+    job_dir.mkdir(parents=True)
+    (job_dir / "meta.json").write_text(json.dumps({"job_id": "7", "name": "old"}))
+    ended = {"state": "FAILED", "exit_code": 3, "ended_at": "2026-11-30T10:00:00+00:00"}
+    (job_dir / "state.json").write_text(json.dumps(ended))
+    from datetime import datetime, timezone
+
+    fields = {"scheduler": "local", "work_dir": str(cli.cwd)}  # what 0.1 recorded
+    Ledger(jl_client, "old").record_submission("7", now=datetime.now(timezone.utc), fields=fields)
+    status = track_until(cli, "old", "done")
+    assert status["jobs"]["FAILED"] == ["7"]

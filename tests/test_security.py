@@ -665,6 +665,10 @@ class PsSampler:
 LEAK_JOB = """
 echo "== env"
 env
+if [ -n "${JOBLEDGER_JOB_ID:-}" ]; then  # a local job: its parent is the supervisor
+  echo "== supervisor env"
+  tr '\\0' '\\n' < "/proc/$PPID/environ"
+fi
 echo "== ps"
 ps -eo args
 "$JOBLEDGER_PYTHON" -c 'import jobledger; jobledger.results().set("ok", 1)'
@@ -775,7 +779,7 @@ def test_secret_stays_out_of_ps_job_environment_logs_and_files_with_local_jobs(
     err = (cli.cwd / "outerr" / f"t-{job_id}.err").read_text()
     assert out.rstrip().endswith("== done"), out + err
     assert err == ""  # no warning: the connection file is private
-    job_env = out.split("== env\n")[1].split("== ps\n")[0]
+    job_env = out.split("== env\n")[1].split("== supervisor env\n")[0]
     assert f"JOBLEDGER_CONFIG={connection}" in job_env.splitlines()
     assert len(ps.samples) > 5
     places = {

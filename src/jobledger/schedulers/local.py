@@ -157,6 +157,20 @@ def _info(job_id: str, state: dict[str, Any], ledger_state: State, where: Path) 
     )
 
 
+def _legacy_info(job_dir: Path, job_id: str) -> JobInfo | None:
+    """A job of the layout before issue 7 (one ``state.json`` per job), still running or
+    ended when jobledger was upgraded: read as that version's supervisor wrote it."""
+    state = read_json(job_dir / "state.json")
+    if state is None:
+        return None
+    if state.get("state") in OUTCOMES:
+        return _info(job_id, state, State(state["state"]), job_dir)
+    pid = state.get("supervisor_pid")
+    if state.get("state") == "RUNNING" and isinstance(pid, int) and alive(pid):
+        return _info(job_id, state, State.PENDING_AND_RUNNING, job_dir)
+    return None
+
+
 class LocalScheduler:
     """Run job scripts as queued processes on this machine; state files per submission."""
 
@@ -218,9 +232,14 @@ class LocalScheduler:
         """Start the submission's supervisor, detached (it outlives this command)."""
         local_dir = Path(submission.fields["local_dir"])
         try:
+            meta = read_json(local_dir / "meta.json") or {}
+            # The job's own variables win in the supervisor too: a secret the launcher
+            # had in JOBLEDGER_URL / REDIS_URL (blanked for jobs) stays out of its environ.
+            env = {**os.environ, **(meta.get("env") or {})}
             with (local_dir / "supervisor.log").open("ab") as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "jobledger.schedulers.local_supervisor", str(local_dir)],
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
@@ -255,6 +274,7 @@ class LocalScheduler:
         found: dict[str, JobInfo] = {}
         supervisors: dict[Path, bool] = {}
         members: dict[Path, frozenset[str]] = {}
+        legacy: set[Path] = set()
         for job_id, record in jobs.items():
             local_dir = self._dir_of(job_id, record)
             if local_dir is None:
@@ -262,10 +282,16 @@ class LocalScheduler:
             if local_dir not in members:
                 meta = read_json(local_dir / "meta.json") or {}
                 ids = meta.get("job_ids")
+                if not isinstance(ids, list) and isinstance(meta.get("job_id"), str):
+                    legacy.add(local_dir)  # written by jobledger 0.1 before issue 7
+                    ids = [meta["job_id"]]
                 members[local_dir] = frozenset(ids) if isinstance(ids, list) else frozenset()
             if job_id not in members[local_dir]:
                 continue  # unknown here: the tracker's grace period decides
-            info = self._task_info(local_dir, job_id, supervisors)
+            if local_dir in legacy:
+                info = _legacy_info(local_dir, job_id)
+            else:
+                info = self._task_info(local_dir, job_id, supervisors)
             if info is not None:
                 found[job_id] = info
         return QueryResult(found)
