@@ -33,6 +33,7 @@ from jobledger.errors import (
     Interrupted,
     JobledgerError,
     ParseError,
+    RedisUnavailable,
     SchedulerError,
     UsageError,
 )
@@ -206,8 +207,9 @@ def _allocate(
     request: SubmitRequest,
     connect: Callable[[], redis.Redis],
     caught: list[int],
-) -> tuple[Submission, bool]:
-    """Submit to a backend whose IDs the ledger allocates; (submission, allocated online)."""
+) -> tuple[Submission, redis.Redis | None]:
+    """Submit to a backend whose IDs the ledger allocates: (submission, the client that
+    allocated the ID, or None when Redis could not be reached and the ID is offline)."""
     try:
         client: redis.Redis | None = connect()
     except (JobledgerError, redis.RedisError):
@@ -222,7 +224,7 @@ def _allocate(
             client = None
             continue
         try:
-            return scheduler.submit(replace(request, job_id=job_id)), client is not None
+            return scheduler.submit(replace(request, job_id=job_id)), client
         except JobIdInUse:
             continue  # a server that was reset hands out numbers used here before
     raise SchedulerError(f"no free local job ID after {_ALLOCATE_TRIES} tries")
@@ -271,11 +273,12 @@ def launch(
     journal = Journal(settings.home_dir)
     target = connection_target(settings)
     with _signals_held() as caught:
+        allocated: redis.Redis | None = None  # the connection that allocated the ID
         if scheduler.allocates_ids:
             _not_interrupted(caught)
             submission = scheduler.submit(request)
         else:
-            submission, _ = _allocate(scheduler, request, connect, caught)
+            submission, allocated = _allocate(scheduler, request, connect, caught)
         fields = {
             "scheduler": scheduler.name,
             "script": str(script),
@@ -292,8 +295,12 @@ def launch(
         held = journal.write(entry)  # fsync'ed: from here on, nothing is lost
         note: str | None = None
         conflicts: list[str] = []
+        client: redis.Redis | None = None
         try:
-            client = connect()
+            if not scheduler.allocates_ids and allocated is None:
+                # Redis was down a moment ago, when the ID was allocated: journal it.
+                raise RedisUnavailable("Redis could not be reached to allocate the job ID")
+            client = allocated or connect()
             _, conflicts = entry.record(client, by="launch")
         except (JobledgerError, redis.RedisError) as exc:
             held.keep()

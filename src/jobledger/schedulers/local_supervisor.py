@@ -234,6 +234,15 @@ class Supervisor:
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             files = [(out_dir / f"{base}.out").open("ab"), (out_dir / f"{base}.err").open("ab")]
+        except OSError as exc:
+            for fh in files:
+                fh.close()
+            os.close(slot)
+            reason = f"cannot write the job's output in {out_dir}: {exc.strerror or exc}"
+            ended = {"ended_at": now_iso(), "exit_code": 1, "signal": 0, "reason": reason}
+            self._write(job_id, {**state, "state": "FAILED", **ended})
+            return
+        try:
             proc = subprocess.Popen(
                 command,
                 cwd=meta["work_dir"],
@@ -246,8 +255,7 @@ class Supervisor:
             )
         except OSError as exc:
             code, reason = exec_failure(script, command, exc)
-            if files:
-                files[1].write(f"jobledger: {reason}\n".encode())
+            files[1].write(f"jobledger: {reason}\n".encode())
             for fh in files:
                 fh.close()
             os.close(slot)
@@ -303,9 +311,11 @@ class Supervisor:
         pending = deque(j for j in self.job_ids if not self._ended(j))
         self.pool.enter()
         try:
+            handled: set[str] = set()
             while pending or self.running:
                 cancels = self._cancel_requests()
-                if self.stopping or cancels:
+                if self.stopping or cancels - handled:
+                    handled |= cancels
                     kept: deque[str] = deque()
                     for job_id in pending:
                         if self.stopping or job_id in cancels:
