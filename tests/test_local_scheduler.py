@@ -277,6 +277,8 @@ def test_a_supervisor_killed_while_its_job_waits_in_the_queue_leads_to_lost(cli:
         cli, "kq", write_script(cli.cwd, "sleep.sh", "sleep 60"), "--max-running", "1"
     )
     [queued] = launch(cli, "kq", write_script(cli.cwd, "ok.sh", "exit 0"), "--max-running", "1")
+    announced = local_dir(cli, queued) / "supervisor.json"
+    wait_for(announced.exists, 30, "the supervisor to announce itself")
     [pid] = supervisors_of(local_dir(cli, queued))
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not supervisors_of(local_dir(cli, queued)), 10, "the supervisor to die")
@@ -386,3 +388,43 @@ def test_jobs_of_the_layout_before_the_queue_are_still_filed(
     Ledger(jl_client, "old").record_submission("7", now=datetime.now(timezone.utc), fields=fields)
     status = track_until(cli, "old", "done")
     assert status["jobs"]["FAILED"] == ["7"]
+
+
+def test_a_waiting_submission_that_cannot_run_does_not_hold_up_one_that_can(cli: CLI) -> None:
+    (cli.cwd / "runs").mkdir()
+    script = write_script(cli.cwd, "run.sh", RECORD_RUN)
+    first = launch(cli, "hol", script, "--array", "1-3", "--max-running", "1")  # slot 0 only
+    [second] = launch(cli, "hol", script, "--max-running", "2")  # may use slot 1 as well
+    track_until(cli, "hol", "done", timeout_s=60)
+    spans = intervals(cli.cwd / "runs")
+    assert spans[second][0] < spans[first[1]][0]  # it ran beside the first task, not after all
+
+
+def test_a_bad_journal_entry_is_set_aside_and_stops_no_command(cli: CLI) -> None:
+    journal = cli.cwd / ".jobledger" / "journal"
+    journal.mkdir(parents=True)
+    entry = {"tag": "bad tag", "job_ids": ["5"], "submitted_at": "2026-12-01T00:00:00+00:00"}
+    (journal / "bad-5-0000.json").write_text(json.dumps({**entry, "fields": {}}))
+    run = cli("status", "--tag", "t")
+    assert run.code == 0, run.err
+    assert "journal entry set aside" in run.err
+    assert not list(journal.glob("*.json")) and list(journal.glob("*.bad"))
+    assert cli("status", "--tag", "t").err == ""  # once
+
+
+def test_an_array_task_number_the_ledger_cannot_hold_is_refused_before_submitting(
+    cli: CLI,
+) -> None:
+    script = write_script(cli.cwd, "ok.sh", "exit 0")
+    run = cli("launch", "--tag", "t", "--scheduler", "local", "--array", "1234567890", str(script))
+    assert run.code == 2, run.err
+    assert "invalid --array" in run.err
+    assert not (cli.cwd / ".jobledger" / "local").exists()
+
+
+def test_a_cancel_right_after_launch_is_filed_cancelled(cli: CLI) -> None:
+    """Before the supervisor is up: the request waits for it, and kills nothing."""
+    [job_id] = launch(cli, "early", write_script(cli.cwd, "sleep.sh", "sleep 60"))
+    run = cli("cancel", job_id, "--tag", "early")
+    assert (run.code, run.out) == (0, f"cancel requested: {job_id}\n"), run.err
+    assert track_until(cli, "early", "done")["jobs"]["CANCELLED"] == [job_id]

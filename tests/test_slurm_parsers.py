@@ -619,6 +619,8 @@ def test_array_specs_are_capped() -> None:
     with pytest.raises(ParseError, match="tasks"):
         expand_array_spec(f"0-{MAX_ARRAY_TASKS}")
     with pytest.raises(ParseError, match="tasks"):
+        expand_array_spec("0-400000000")
+    with pytest.raises(ParseError, match="bad job array spec"):  # <job>_<task>: 9 digits
         expand_array_spec("0-4000000000")
 
 

@@ -107,6 +107,10 @@ class App:
                 click.echo(
                     f"jobledger: recorded {what} of tag {entry.tag} from the journal", err=True
                 )
+            for path, why in journal.bad:
+                click.echo(
+                    f"jobledger: warning: journal entry set aside as {path}: {why}", err=True
+                )
             for path, conflicts in journal.conflicts:
                 click.echo(
                     f"jobledger: warning: the ledger holds {' '.join(conflicts[:5])} for "

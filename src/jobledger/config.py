@@ -41,6 +41,25 @@ _URL_PARAMETERS: dict[str, type] = {
     "health_check_interval": int,
     "max_connections": int,
 }
+# Other parameters redis-py takes from a URL (connection options), passed on unchecked.
+_URL_PASSED_ON = frozenset(
+    {
+        "socket_keepalive",
+        "socket_read_size",
+        "retry_on_timeout",
+        "timeout",
+        "protocol",
+        "client_name",
+        "ssl_cert_reqs",
+        "ssl_check_hostname",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_min_version",
+        "ssl_ciphers",
+    }
+)
 # Settings a config file may hold, and their Python types.
 _FILE_KEYS: dict[str, type] = {
     "url": str,
@@ -165,8 +184,10 @@ def _check_url(url: str, where: str) -> None:
         raise ConfigError(f'{where}: "url" database {database!r} must be a whole number')
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         kind = _URL_PARAMETERS.get(name)
+        if kind is None and name in _URL_PASSED_ON:
+            continue  # redis-py reads it; its own message explains a bad value
         if kind is None:
-            known = ", ".join(sorted(_URL_PARAMETERS))
+            known = ", ".join(sorted(_URL_PARAMETERS.keys() | _URL_PASSED_ON))
             raise ConfigError(
                 f'{where}: "url" has an unknown URL parameter {name!r} (known: {known})'
             )

@@ -24,6 +24,7 @@ from typing import IO
 
 import redis
 
+from jobledger.errors import UsageError
 from jobledger.ledger import Ledger
 
 __all__ = ["Journal", "JournalEntry"]
@@ -86,6 +87,7 @@ class Journal:
     def __init__(self, home: Path) -> None:
         self.dir = home / ".jobledger" / "journal"
         self.conflicts: list[tuple[Path, list[str]]] = []  # found by replay()
+        self.bad: list[tuple[Path, str]] = []  # entries replay() could not read or record
 
     def write(self, entry: JournalEntry) -> Held:
         """Persist an entry durably (fsync), locked until its writer lets go of it.
@@ -104,6 +106,11 @@ class Journal:
         os.fsync(fh.fileno())
         path = self.dir / name
         tmp.replace(path)
+        dir_fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power loss
+        finally:
+            os.close(dir_fd)
         return Held(path, fh)
 
     def pending(self) -> Iterator[Path]:
@@ -137,7 +144,14 @@ class Journal:
                     continue  # not ours to judge: left for a human
                 if entry.target not in ("", target):
                     continue
-                added, conflicts = entry.record(client, by="journal")
+                try:
+                    added, conflicts = entry.record(client, by="journal")
+                except (UsageError, ValueError, TypeError) as exc:
+                    # Not a Redis failure: this entry can never be recorded as it is.
+                    # Set aside for a human, so it cannot stop every later command.
+                    path.replace(path.with_suffix(".bad"))
+                    self.bad.append((path.with_suffix(".bad"), str(exc)))
+                    continue
                 if conflicts:
                     path.replace(path.with_suffix(".conflict"))
                     self.conflicts.append((path.with_suffix(".conflict"), conflicts))

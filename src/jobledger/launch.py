@@ -39,7 +39,7 @@ from jobledger.errors import (
 )
 from jobledger.ids import validate_name, validate_tag
 from jobledger.journal import Journal, JournalEntry
-from jobledger.ledger import allocate_local_id, isoformat
+from jobledger.ledger import allocate_local_id, isoformat, skip_local_ids_to
 from jobledger.schedulers import Scheduler, Submission, SubmitRequest
 from jobledger.schedulers.local import JobIdInUse
 from jobledger.specs import array_throttle, expand_array_spec, parse_time_limit
@@ -225,8 +225,11 @@ def _allocate(
             continue
         try:
             return scheduler.submit(replace(request, job_id=job_id)), client
-        except JobIdInUse:
-            continue  # a server that was reset hands out numbers used here before
+        except JobIdInUse as exc:
+            # A server that was reset hands out numbers used here before: skip them all.
+            if client is not None:
+                with contextlib.suppress(redis.RedisError):
+                    skip_local_ids_to(client, exc.highest)
     raise SchedulerError(f"no free local job ID after {_ALLOCATE_TRIES} tries")
 
 
@@ -292,7 +295,19 @@ def launch(
         entry = JournalEntry(
             tag, submission.job_ids, isoformat(now), fields, target, uuid.uuid4().hex
         )
-        held = journal.write(entry)  # fsync'ed: from here on, nothing is lost
+        try:
+            held = journal.write(entry)  # fsync'ed: from here on, nothing is lost
+        except OSError as exc:
+            # Disk full, quota, permissions: Redis is the only place left for the IDs.
+            _record_or_report(entry, allocated or _connect_quietly(connect), exc)
+            scheduler.start(submission)
+            return LaunchResult(
+                submission.job_ids,
+                scheduler.name,
+                recorded=True,
+                warnings=(*warnings, f"the journal could not be written ({exc})"),
+                interrupted=caught[0] if caught else None,
+            )
         note: str | None = None
         conflicts: list[str] = []
         client: redis.Redis | None = None
@@ -315,7 +330,8 @@ def launch(
                 held.keep_as_conflict()
             else:
                 held.done()
-        scheduler.start(submission)
+        if not conflicts or scheduler.allocates_ids:
+            scheduler.start(submission)  # a local job whose ID is another's never runs
     result = LaunchResult(
         submission.job_ids,
         scheduler.name,
@@ -333,6 +349,32 @@ def launch(
     if client is not None:
         journal.replay(client, target)  # earlier launches that Redis missed
     return result
+
+
+def _connect_quietly(connect: Callable[[], redis.Redis]) -> redis.Redis | None:
+    try:
+        return connect()
+    except (JobledgerError, redis.RedisError):
+        return None
+
+
+def _record_or_report(entry: JournalEntry, client: redis.Redis | None, why: OSError) -> None:
+    """Record a submission that could not be journaled; if that fails too, name its IDs."""
+    try:
+        if client is None:
+            raise RedisUnavailable("Redis could not be reached")
+        _, conflicts = entry.record(client, by="launch")
+    except (JobledgerError, redis.RedisError) as exc:
+        raise SchedulerError(
+            f"the scheduler accepted {_jobs(entry.job_ids)} ({' '.join(entry.job_ids[:20])}"
+            f"{' ...' if len(entry.job_ids) > 20 else ''}), but neither the journal ({why}) "
+            f"nor Redis ({exc}) took them: record them with jobledger adopt"
+        ) from exc
+    if conflicts:
+        raise SchedulerError(
+            f"the ledger of tag {entry.tag!r} already holds {_jobs(conflicts)} for a different "
+            f"job, and the journal could not be written ({why})"
+        )
 
 
 def _jobs(job_ids: tuple[str, ...] | list[str]) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "Transition",
     "allocate_local_id",
     "isoformat",
+    "skip_local_ids_to",
     "utcnow",
 ]
 
@@ -78,6 +79,18 @@ return 1
 def allocate_local_id(client: redis.Redis, layout: KeyLayout = LAYOUT) -> str:
     """A job ID no other local job of this server has: one INCR on the server."""
     return str(int(client.incr(layout.local_job_ids())))
+
+
+_AT_LEAST_LUA = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if n < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+def skip_local_ids_to(client: redis.Redis, highest: int, layout: KeyLayout = LAYOUT) -> None:
+    """Move the local ID counter past ``highest`` (never back): after a server was reset."""
+    client.eval(_AT_LEAST_LUA, 1, layout.local_job_ids(), str(highest))
 
 
 # Cleanup: remove jobs wholly in one step.  KEYS: the ARGV[1] state sets (_ALL first), the
@@ -400,7 +413,8 @@ class Ledger:
             report.keys_deleted += int(self.client.unlink(*doomed[start : start + 500]))
         if purge_results_too:
             report.results = purge_results(self.client, t, layout=self.layout)
-            self.client.srem(self.layout.tags_registry(), t)
+            if not self.client.scard(self.layout.all_set(t)):  # no launch came meanwhile
+                self.client.srem(self.layout.tags_registry(), t)
         return report
 
     def _forget(self, job_ids: list[str], *, only_if_unknown: bool, retire: bool) -> int:

@@ -15,7 +15,8 @@ __all__ = ["MAX_ARRAY_TASKS", "array_throttle", "expand_array_spec", "parse_time
 MAX_ARRAY_TASKS = 100_000
 """The most task IDs one array spec may expand to; more is treated as garbage."""
 
-_NUM = "[0-9]{1,10}"
+# At most 9 digits: a task's ledger ID is <job>_<task>, and job IDs allow 9 after "_".
+_NUM = "[0-9]{1,9}"
 _NUM_RE = re.compile(_NUM)
 _RANGE_RE = re.compile(rf"(?P<first>{_NUM})(?:-(?P<last>{_NUM})(?::(?P<step>{_NUM}))?)?")
 # ASCII digits, at most 9 per part: int() takes other scripts' digits, and fails on 4,300+.

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 import redis
 
-from jobledger.errors import JobledgerError, RedisUnavailable, SchedulerError
+from jobledger.errors import JobledgerError, RedisUnavailable, SchedulerError, UsageError
+from jobledger.ids import is_job_id
 from jobledger.journal import Journal
 from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.ledger import Ledger, Transition, isoformat, utcnow
@@ -336,6 +337,10 @@ class Tracker:
                 pipe.smembers(self.layout.state_set(ledger.tag, s))
             members = pipe.execute()
         watched = {str(j): s for s, ids in zip(watch_states, members, strict=True) for j in ids}
+        for job_id in [j for j in watched if not is_job_id(j)]:
+            # Never sent to a scheduler (sacct would refuse the whole list): fsck quarantines.
+            problems.append((job_id, "not a job ID (jobledger fsck --repair sets it aside)"))
+            del watched[job_id]
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in watched:
                 pipe.hgetall(self.layout.job_record(ledger.tag, job_id))
@@ -371,12 +376,18 @@ class Tracker:
         skip: set[str] = set()
         chunk = max(1, self.settings.query_chunk)
         for name, jobs in by_backend.items():
+            try:
+                backend = self.scheduler(name)
+            except UsageError as exc:  # a record naming a backend this version lacks
+                report.problems += [(j, str(exc)) for j in jobs]
+                skip |= set(jobs)
+                continue
             ids = list(jobs)
             for start in range(0, len(ids), chunk):
                 if start:
                     self._renew(tag, token)
                 part = {j: jobs[j] for j in ids[start : start + chunk]}
-                result = self.scheduler(name).query(part)
+                result = backend.query(part)
                 infos.update(result.jobs)
                 report.degraded = report.degraded or result.degraded
                 for job_id, why in result.problems:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from jobledger.errors import SchedulerError, UsageError
-from jobledger.process import ProcessId, alive, identity
+from jobledger.process import ProcessId, alive
 from jobledger.schedulers.base import (
     JobInfo,
     QueryResult,
@@ -63,7 +63,14 @@ _TIME_DIRECTIVE = re.compile(r"#SBATCH\s+(?:--time(?:=|\s+)|-t\s*)(\S+)")
 
 
 class JobIdInUse(SchedulerError):
-    """The job ID the ledger allocated already names a local job here (a reset server)."""
+    """The job ID the ledger allocated already names a local job here (a reset server).
+
+    ``highest`` is the highest job ID in use here, for the allocator to skip past.
+    """
+
+    def __init__(self, message: str, highest: int) -> None:
+        super().__init__(message)
+        self.highest = highest
 
 
 def default_max_running() -> int:
@@ -125,6 +132,18 @@ def task_state_path(local_dir: Path, job_id: str) -> Path:
 
 def supervisor_of(local_dir: Path) -> ProcessId | None:
     return ProcessId.from_dict(read_json(local_dir / "supervisor.json"))
+
+
+_START_GRACE_S = 60.0
+
+
+def _starting(local_dir: Path) -> bool:
+    """A submission whose supervisor has not announced itself yet, recently submitted."""
+    meta = read_json(local_dir / "meta.json") or {}
+    submitted = meta.get("submitted_ns")
+    if not isinstance(submitted, int):
+        return False
+    return (time.time_ns() - submitted) / 1e9 < _START_GRACE_S
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -206,7 +225,8 @@ class LocalScheduler:
         try:
             local_dir.mkdir()
         except FileExistsError:
-            raise JobIdInUse(f"local job {base} already exists in {self.root}") from None
+            highest = max(int(d.name) for d in self._submission_dirs() if d.name.isdigit())
+            raise JobIdInUse(f"local job {base} already exists in {self.root}", highest) from None
         meta = {
             "base": base,
             "job_ids": job_ids,
@@ -252,9 +272,8 @@ class LocalScheduler:
                 state = {"state": "FAILED", "ended_at": now_iso(), "reason": reason}
                 write_json(task_state_path(local_dir, job_id), state)
             return
-        # The supervisor writes this too; written here as well, a query right after
-        # launch already knows who runs the job.
-        write_json(local_dir / "supervisor.json", identity(proc.pid).as_dict())
+        # supervisor.json is written by the supervisor itself once its signal handlers
+        # are in place: a cancel that finds it can signal it without killing it.
         # We never wait for it; keeping the object stops a ResourceWarning in
         # long-lived callers (tests, the demo) while the supervisor still runs.
         _DETACHED[:] = [p for p in _DETACHED if p.poll() is None]  # poll() reaps the ended
@@ -305,7 +324,7 @@ class LocalScheduler:
             return _info(job_id, state, State(state["state"]), local_dir)
         if local_dir not in supervisors:
             sup = supervisor_of(local_dir)
-            supervisors[local_dir] = sup is not None and alive(sup)
+            supervisors[local_dir] = alive(sup) if sup is not None else _starting(local_dir)
         if not supervisors[local_dir]:
             # Gone (SIGKILL, OOM, reboot) or never started: the outcome is unknown, unless
             # it wrote the outcome just before it exited.
@@ -326,12 +345,16 @@ class LocalScheduler:
                 raise SchedulerError(f"local job {job_id}: no scheduler state in {local_dir}")
             state = read_json(task_state_path(local_dir, job_id)) or {}
             sup = supervisor_of(local_dir)
-            if state.get("state") in OUTCOMES or sup is None or not alive(sup):
+            if state.get("state") in OUTCOMES or (sup is not None and not alive(sup)):
                 ended.append(job_id)  # nothing runs it: a signal could hit another process
                 continue
+            if sup is None and not _starting(local_dir):
+                ended.append(job_id)  # its supervisor never started
+                continue
             (local_dir / "cancel").mkdir(exist_ok=True)
-            (local_dir / "cancel" / job_id).touch()
-            wake[local_dir] = sup
+            (local_dir / "cancel" / job_id).touch()  # a starting supervisor reads it first
+            if sup is not None:
+                wake[local_dir] = sup
         for sup in wake.values():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(sup.pid, signal.SIGUSR1)  # look at the cancel requests now

@@ -68,17 +68,40 @@ class Pool:
     def enter(self) -> None:
         self.queue.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.slots.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_json(self._path(False), self.me.as_dict())
+        write_json(self._path(False), {**self.me.as_dict(), "size": self.size})
         self.wanting = False
 
     def want(self, wanting: bool) -> None:
         """Say whether this submission waits for a slot now (it keeps its place in line)."""
         if wanting != self.wanting:
-            self._path(not wanting).replace(self._path(wanting))
+            with self._locked():  # take() never sees the ticket missing mid-rename
+                self._path(not wanting).replace(self._path(wanting))
             self.wanting = wanting
 
+    def _lock_slot(self, k: int) -> int | None:
+        fd = os.open(self.slots / str(k), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _free_slot_for(self, size: int) -> bool:
+        """Whether one of the slots 0..size-1 is free (probed under the pool lock)."""
+        for k in range(size):
+            fd = self._lock_slot(k)
+            if fd is not None:
+                os.close(fd)  # closing releases the probe's lock
+                return True
+        return False
+
     def take(self) -> int | None:
-        """A locked slot's descriptor if it is this submission's turn and a slot is free."""
+        """A locked slot's descriptor if it is this submission's turn and a slot is free.
+
+        An older waiting submission goes first, but only if a slot it may use is free:
+        one whose slots are all taken does not hold up a later one that can run.
+        """
         with self._locked():
             for entry in sorted(self.queue.iterdir()):
                 name = entry.name
@@ -86,21 +109,20 @@ class Pool:
                     continue
                 if name.rpartition(".")[0] == self.ticket:
                     break
-                owner = ProcessId.from_dict(read_json(entry))
+                data = read_json(entry) or {}
+                owner = ProcessId.from_dict(data)
                 if owner is not None and alive(owner):
-                    if name.endswith(".want"):
-                        return None  # an older submission waits: it goes first
+                    size = data.get("size")
+                    size = size if isinstance(size, int) and size > 0 else self.size
+                    if name.endswith(".want") and self._free_slot_for(size):
+                        return None  # an older submission can run now: it goes first
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()  # its supervisor died
             for k in range(self.size):
-                fd = os.open(self.slots / str(k), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    continue
-                return fd
+                fd = self._lock_slot(k)
+                if fd is not None:
+                    return fd
         return None
 
     def leave(self) -> None:
@@ -129,9 +151,13 @@ def _shebang(script: Path) -> str | None:
     return words[0] if words else ""
 
 
-def exec_failure(script: Path, command: list[str], exc: OSError) -> tuple[int, str]:
+def exec_failure(
+    script: Path, command: list[str], exc: OSError, work_dir: str | None = None
+) -> tuple[int, str]:
     """(exit status, reason) for a script that could not be executed, worded as bash does."""
     where = str(script)
+    if work_dir is not None and exc.filename is not None and str(exc.filename) == work_dir:
+        return 1, f"cannot change to the job's directory {work_dir}: {exc.strerror or exc}"
     if exc.errno == errno.ENOENT and not script.exists():
         return 127, f"{where}: No such file or directory"
     if exc.errno == errno.ENOENT and command[0] == str(script):
@@ -157,6 +183,7 @@ class _Running:
     deadline: float | None
     outcome: str | None = None
     term_at: float | None = None
+    killed: bool = False
     files: list[IO[bytes]] = field(default_factory=list)
 
 
@@ -254,7 +281,7 @@ class Supervisor:
                 pass_fds=(slot,),  # the slot stays taken while the job's processes live
             )
         except OSError as exc:
-            code, reason = exec_failure(script, command, exc)
+            code, reason = exec_failure(script, command, exc, str(meta["work_dir"]))
             files[1].write(f"jobledger: {reason}\n".encode())
             for fh in files:
                 fh.close()
@@ -283,9 +310,14 @@ class Supervisor:
 
     def _reap(self) -> None:
         for job_id, task in list(self.running.items()):
-            code = task.proc.poll()
-            if code is None:
-                continue
+            if task.proc.returncode is None:
+                flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+                if os.waitid(os.P_PID, task.proc.pid, flags) is None:
+                    continue  # still running
+                # As SLURM ends a job's processes with its batch script: what the script
+                # left running goes too (the unreaped leader keeps the group ID ours).
+                self._signal(task, signal.SIGKILL)
+            code = task.proc.wait()
             os.close(task.slot)
             outcome = task.outcome or ("COMPLETED" if code == 0 else "FAILED")
             task.state.update(
@@ -323,6 +355,7 @@ class Supervisor:
                         else:
                             kept.append(job_id)
                     pending = kept
+                self._reap()  # first: a task that has just ended keeps its own outcome
                 now = time.monotonic()
                 for task in self.running.values():
                     if self.stopping or task.job_id in cancels:
@@ -331,7 +364,7 @@ class Supervisor:
                         self._kill(task, "TIMEOUT")
                     if task.term_at is not None and now > task.term_at + _KILL_GRACE_S:
                         self._signal(task, signal.SIGKILL)
-                self._reap()
+                        task.killed = True
                 waiting = self._start_what_may(pending)
                 self._sleep(_QUEUE_POLL_S if waiting else self._next_check())
         finally:
@@ -339,11 +372,8 @@ class Supervisor:
         return 0
 
     def _may_start(self, pending: deque[str]) -> bool:
-        return (
-            bool(pending)
-            and not self.stopping
-            and (self.throttle is None or len(self.running) < self.throttle)
-        )
+        limit = self.pool.size if self.throttle is None else min(self.throttle, self.pool.size)
+        return bool(pending) and not self.stopping and len(self.running) < limit
 
     def _start_what_may(self, pending: deque[str]) -> bool:
         """Start tasks while slots allow; True if some still wait for a slot."""
@@ -358,8 +388,9 @@ class Supervisor:
 
     def _next_check(self) -> float:
         """Sleep until the next deadline or kill, at most a second (SIGCHLD wakes us)."""
-        times = [t.deadline for t in self.running.values() if t.deadline and t.outcome is None]
-        times += [t.term_at + _KILL_GRACE_S for t in self.running.values() if t.term_at]
+        running = self.running.values()
+        times = [t.deadline for t in running if t.deadline and t.outcome is None]
+        times += [t.term_at + _KILL_GRACE_S for t in running if t.term_at and not t.killed]
         if not times:
             return _IDLE_POLL_S
         return min(_IDLE_POLL_S, max(0.01, min(times) - time.monotonic() + 0.01))
