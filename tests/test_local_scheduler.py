@@ -392,8 +392,11 @@ def test_jobs_of_the_layout_before_the_queue_are_still_filed(
 
 def test_a_waiting_submission_that_cannot_run_does_not_hold_up_one_that_can(cli: CLI) -> None:
     (cli.cwd / "runs").mkdir()
+    # Long enough that the second launch (a CLI start, on a loaded machine too) lands
+    # while the first task still runs.
+    slow = write_script(cli.cwd, "slow.sh", RECORD_RUN.replace("sleep 0.6", "sleep 3"))
     script = write_script(cli.cwd, "run.sh", RECORD_RUN)
-    first = launch(cli, "hol", script, "--array", "1-3", "--max-running", "1")  # slot 0 only
+    first = launch(cli, "hol", slow, "--array", "1-2", "--max-running", "1")  # slot 0 only
     [second] = launch(cli, "hol", script, "--max-running", "2")  # may use slot 1 as well
     track_until(cli, "hol", "done", timeout_s=60)
     spans = intervals(cli.cwd / "runs")
