@@ -431,3 +431,11 @@ def test_a_cancel_right_after_launch_is_filed_cancelled(cli: CLI) -> None:
     run = cli("cancel", job_id, "--tag", "early")
     assert (run.code, run.out) == (0, f"cancel requested: {job_id}\n"), run.err
     assert track_until(cli, "early", "done")["jobs"]["CANCELLED"] == [job_id]
+
+
+def test_max_running_is_refused_for_a_scheduler_that_queues_by_itself(cli: CLI) -> None:
+    script = write_script(cli.cwd, "ok.sh", "exit 0")
+    argv = ["launch", "--tag", "t", "--scheduler", "slurm", "--max-running", "2", "--dry-run"]
+    run = cli(*argv, str(script))
+    assert run.code == 2
+    assert run.err.startswith("jobledger: error: --max-running is for the local scheduler")

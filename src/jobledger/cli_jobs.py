@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from jobledger.cli import App, _app, cli, common, printable
-from jobledger.errors import JobledgerError, NotFound
+from jobledger.errors import JobledgerError, NotFound, UsageError
 from jobledger.ledger import utcnow
 from jobledger.states import State
 
@@ -99,6 +99,11 @@ def launch(**kwargs: Any) -> None:
     )
     tag = app.tag
     scheduler = get_scheduler(_scheduler_name(app, chosen), home=app.settings.home_dir)
+    if max_running is not None and scheduler.allocates_ids:
+        raise UsageError(
+            f"--max-running is for the local scheduler; with {scheduler.name}, limit an "
+            "array with its %N (--array 1-100%5)"
+        )
     if max_running is None and app.settings.local_max_running:
         max_running = int(app.settings.local_max_running)
     if dry_run:
