@@ -375,6 +375,7 @@ class Tracker:
         infos: dict[str, JobInfo] = {}
         skip: set[str] = set()
         chunk = max(1, self.settings.query_chunk)
+        queried = 0
         for name, jobs in by_backend.items():
             try:
                 backend = self.scheduler(name)
@@ -384,10 +385,11 @@ class Tracker:
                 continue
             ids = list(jobs)
             for start in range(0, len(ids), chunk):
-                if start:
+                if queried:  # between any two scheduler queries, whichever backend
                     self._renew(tag, token)
                 part = {j: jobs[j] for j in ids[start : start + chunk]}
                 result = backend.query(part)
+                queried += 1
                 infos.update(result.jobs)
                 report.degraded = report.degraded or result.degraded
                 for job_id, why in result.problems:
