@@ -1,0 +1,171 @@
+"""Commands that read one tag's books: status, last, show, top and tags."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from jobledger.cli.app import common, parse
+from jobledger.cli.render import (
+    console,
+    print_results,
+    printable,
+    render_status,
+    render_top,
+    shown_value,
+)
+from jobledger.errors import NotFound
+
+__all__ = ["last", "show", "status", "tags", "top"]
+
+
+@click.command()
+@common
+@click.option("--ids", "all_ids", is_flag=True, help="List every job ID (default: first 20).")
+def status(**kwargs: Any) -> None:
+    """Every state set of the tag, with its count and job IDs (seed: test_status.sh)."""
+    app, (all_ids,) = parse(kwargs, "all_ids")
+    ledger = app.ledger()
+    snapshot = ledger.snapshot()
+
+    tracker = ledger.tracker_status()
+
+    def human() -> None:
+        render_status(ledger.tag, snapshot, all_ids=all_ids, tracker=tracker)
+
+    app.emit(
+        {
+            "tag": ledger.tag,
+            "counts": {k: len(v) for k, v in snapshot.items()},
+            "jobs": snapshot,
+            "tracker": tracker,
+        },
+        human,
+    )
+
+
+@click.command()
+@common
+def last(**kwargs: Any) -> None:
+    """All keys/values of the most recent job of the tag (seed: test_lastjob.sh)."""
+    from jobledger.store import Results
+
+    app, _ = parse(kwargs)
+    ledger = app.ledger()
+    job_id = ledger.last_job()
+    if job_id is None:
+        raise NotFound(f"tag {ledger.tag!r} has no jobs ({ledger.tag}_ALL is empty)")
+    res = Results(app.client, ledger.tag, job_id)
+    items = res.items()
+
+    def human() -> None:
+        click.echo(f"Job {job_id} (tag {ledger.tag}): {len(items)} results")
+        print_results(res.prefix, items)
+
+    app.emit({"tag": ledger.tag, "job_id": job_id, "results": items}, human)
+
+
+@click.command()
+@common
+@click.argument("job_id")
+def show(**kwargs: Any) -> None:
+    """The record, history and results of one job."""
+    from jobledger.ids import validate_job_id
+    from jobledger.store import Results
+
+    app, (job_id,) = parse(kwargs, "job_id")
+    validate_job_id(job_id)
+    ledger = app.ledger()
+    view = ledger.job(job_id)
+    res = Results(app.client, ledger.tag, job_id)
+    items = res.items()
+    if not (view.in_all or view.states or view.record or items):
+        raise NotFound(f"job {job_id} is not in the ledger of tag {ledger.tag!r}")
+    states = [s.value for s in view.states]
+
+    def human() -> None:
+        out = console()
+        where = ", ".join(states) or "no state set"
+        if len(states) > 1:
+            where += "  [red](inconsistent: the job is in several state sets)[/]"
+        out.print(f"[bold]Job {job_id}[/] (tag {ledger.tag}): {where}")
+        for name, value in sorted(view.record.items()):
+            out.print(f"  {name:<14} {printable(value)}", markup=False)
+        if view.history:
+            out.print("History:")
+            for h in view.history:
+                if isinstance(h, dict):  # entries written by hand may lack fields
+                    g = h.get
+                    line = f"  {g('at')}  {g('from') or '(new)'} -> {g('to')}  by {g('by')}"
+                else:
+                    line = f"  {json.dumps(h)}"
+                out.print(printable(line), markup=False)
+        out.print(f"Results ({len(items)}):")
+        for key, value in items.items():
+            out.print(f"  {printable(key)} = {shown_value(value)}", markup=False)
+
+    app.emit(
+        {
+            "tag": ledger.tag,
+            "job_id": job_id,
+            "in_all": view.in_all,
+            "states": states,
+            "record": view.record,
+            "history": view.history,
+            "results": items,
+        },
+        human,
+    )
+
+
+@click.command()
+@common
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many results to show.",
+)
+@click.option("--job", "job_id", help="Only this job's results.")
+def top(**kwargs: Any) -> None:
+    """The highest numeric results of one job or across the tag (non-numeric skipped)."""
+    from jobledger.ids import validate_job_id
+    from jobledger.store import Results, top_results
+
+    app, (count, job_id) = parse(kwargs, "count", "job_id")
+    tag = app.tag
+    if job_id is not None:
+        validate_job_id(job_id)
+        ledger = app.ledger()
+        res = Results(app.client, tag, job_id)
+        if not ledger.job(job_id).in_all and not res.keys():
+            raise NotFound(f"job {job_id} is not in the ledger of tag {tag!r}")
+        entries = res.top(count)
+    else:
+        entries = top_results(app.client, tag, count)
+    rows = [{"job_id": e.job_id, "key": e.key, "value": e.value} for e in entries]
+
+    app.emit({"tag": tag, "top": rows}, lambda: render_top(tag, entries))
+
+
+@click.command()
+@common
+def tags(**kwargs: Any) -> None:
+    """Tags jobledger has seen on this server, with their job counts."""
+    from jobledger import keys
+    from jobledger.ledger import Ledger
+
+    app, _ = parse(kwargs)
+    names = sorted(app.client.smembers(keys.tags_registry()))
+    counts = {n: Ledger(app.client, n).counts() for n in names}
+
+    def human() -> None:
+        for name, c in counts.items():
+            line = f"{name:<30} {c['ALL']:>7} jobs, {c['PENDING_AND_RUNNING']:>6} active"
+            click.echo(printable(line))
+
+    app.emit({"tags": counts}, human)
