@@ -116,7 +116,56 @@ def test_status_shows_20_ids_per_set_unless_ids_is_given(cli: CLI, client: redis
     short, full = run_all(cli, ("status", "--tag", "t"), ("status", "--tag", "t", "--ids"))
     first20 = " ".join(ids[:20])
     assert ok(short)[1] == f"  t_ALL{' ' * 22}25  {first20} ... (+5 more, use --ids)"
-    assert ok(full)[1] == row("t", "ALL", ids)
+    assert ok(full)[:2] == ["t_ALL 25", "  " + " ".join(ids)]
+
+
+def test_status_state_ids_prints_one_id_per_line_for_xargs(cli: CLI, client: redis.Redis) -> None:
+    client.sadd("t_ALL", "7", "12_0", "12_1", "12_2", "12_5", "3", "9")
+    client.sadd("t_FAILED", "7", "12_0", "12_1", "12_2", "12_5")
+    client.sadd("t_TIMEOUT", "3")
+    client.sadd("t_COMPLETED", "9")
+    plain, compact, counts, as_json, bad = run_all(
+        cli,
+        ("status", "-t", "t", "--state", "failed,TIMEOUT", "--ids"),
+        ("status", "-t", "t", "--state", "FAILED", "--ids", "--compact"),
+        ("status", "-t", "t", "--state", "COMPLETED"),
+        ("status", "-t", "t", "--state", "FAILED", "--json"),
+        ("status", "-t", "t", "--state", "FINISHED"),
+    )
+    assert ok(plain) == ["7", "12_0", "12_1", "12_2", "12_5", "3"]
+    assert ok(compact) == ["7", "12_[0-2,5]"]
+    assert ok(counts)[:2] == ["t: 7 jobs", row("t", "COMPLETED", ["9"])]
+    data = parsed(as_json)
+    assert data["counts"] == {"FAILED": 5}
+    assert data["jobs"] == {"FAILED": ["7", "12_0", "12_1", "12_2", "12_5"]}
+    assert "unknown state 'FINISHED'" in error(bad, 2)
+
+
+def test_tags_says_so_when_there_are_none(cli: CLI) -> None:
+    assert ok(cli("tags")) == ["no tags yet on this server (jobledger launch --tag NAME script.sh)"]
+    assert parsed(cli("tags", "--json")) == {"tags": {}}
+
+
+def test_top_key_and_asc_rank_one_key_lowest_first(
+    cli: CLI, client: redis.Redis, server: Server
+) -> None:
+    client.sadd("t_ALL", "1", "2", "3")
+    client.sadd("t_COMPLETED", "1", "2", "3")
+    for job, (loss, reward) in {"1": (0.5, 10), "2": (0.1, 30), "3": (0.9, 20)}.items():
+        res = results_of(server, "t", job)
+        res.update({"loss": loss, "reward": reward, **{f"x{i}": 100 + i for i in range(50)}})
+    best_loss, best_reward, job_loss = run_all(
+        cli,
+        ("top", "-t", "t", "--key", "loss", "--asc", "-n", "2", "--json"),
+        ("top", "-t", "t", "--key", "reward", "-n", "5", "--json"),
+        ("top", "-t", "t", "--job", "3", "--key", "loss", "--json"),
+    )
+    assert [(r["job_id"], r["value"]) for r in parsed(best_loss)["top"]] == [("2", 0.1), ("1", 0.5)]
+    rewards = [(r["job_id"], r["value"]) for r in parsed(best_reward)["top"]]
+    assert rewards == [("2", 30), ("3", 20), ("1", 10)]
+    assert parsed(job_loss)["top"] == [{"job_id": "3", "key": "loss", "value": 0.9}]
+    lowest = parsed(cli("top", "-t", "t", "--asc", "-n", "1", "--json"))["top"]
+    assert lowest == [{"job_id": "2", "key": "loss", "value": 0.1}]
 
 
 def test_status_of_an_unknown_tag_shows_the_empty_seed_sets(bare_cli: CLI) -> None:

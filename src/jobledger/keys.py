@@ -147,6 +147,14 @@ class KeyLayout:
         """Set members that are not job IDs, moved aside by ``fsck --repair``."""
         return self._own(tag, "quarantine")
 
+    def heartbeats(self, tag: str) -> str:
+        """Sorted set: job ID -> unix time of its last heartbeat (every results write)."""
+        return self._own(tag, "heartbeats")
+
+    def stalled_jobs(self, tag: str) -> str:
+        """Set: running jobs whose heartbeat is older than the tracker's stall_after."""
+        return self._own(tag, "stalled")
+
     def tracker_status(self, tag: str) -> str:
         return self._own(tag, "tracker")
 

@@ -11,7 +11,7 @@ by the hundred in one round trip per tracker pass.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -307,15 +307,26 @@ class Ledger:
     def members(self, state: State) -> set[str]:
         return set(self.client.smembers(self.layout.state_set(self.tag, state)))  # type: ignore[arg-type]
 
-    def snapshot(self) -> dict[str, list[str]]:
-        """``ALL`` and every state set, each as a numerically sorted list of job IDs."""
-        names = ["ALL", *(s.value for s in State)]
+    def snapshot(self, names: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """``ALL`` and every state set (or only the sets ``names``: ``ALL`` or state
+        values), each as a numerically sorted list of job IDs."""
+        names = ["ALL", *(s.value for s in State)] if names is None else list(names)
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.smembers(self.layout.all_set(self.tag))
-            for s in State:
-                pipe.smembers(self.layout.state_set(self.tag, s))
+            for name in names:
+                if name == "ALL":
+                    pipe.smembers(self.layout.all_set(self.tag))
+                else:
+                    pipe.smembers(self.layout.state_set(self.tag, State(name)))
             replies = pipe.execute()
         return {n: sort_job_ids(set(r)) for n, r in zip(names, replies, strict=True)}
+
+    def stalled_count(self) -> int:
+        """How many running jobs the tracker saw stop heartbeating."""
+        return int(self.client.scard(self.layout.stalled_jobs(self.tag)))
+
+    def stalled(self) -> list[str]:
+        members = self.client.smembers(self.layout.stalled_jobs(self.tag))
+        return sort_job_ids({str(j) for j in members})
 
     def counts(self) -> dict[str, int]:
         with self.client.pipeline(transaction=True) as pipe:

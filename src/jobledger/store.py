@@ -276,15 +276,18 @@ class Results:
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
-    def top(self, n: int = 3) -> list[TopEntry]:
-        """This job's ``n`` highest numeric results, highest first."""
+    def top(self, n: int = 3, *, key: str | None = None, ascending: bool = False) -> list[TopEntry]:
+        """This job's ``n`` highest (``ascending``: lowest) numeric results, or only ``key``'s."""
+        if key is not None:
+            value = as_number(self.get(key))
+            return [] if value is None else [TopEntry(self.job_id, key, value)]
         if self.is_indexed():
-            pairs = self.client.zrevrange(
-                self.layout.job_numeric(self.tag, self.job_id), 0, n - 1, withscores=True
-            )
+            zkey = self.layout.job_numeric(self.tag, self.job_id)
+            rank = self.client.zrange if ascending else self.client.zrevrange
+            pairs = rank(zkey, 0, n - 1, withscores=True)
             return [TopEntry(self.job_id, str(k), float(s)) for k, s in _pairs(pairs)]
         entries = [TopEntry(self.job_id, k, v) for k, v in _numeric(self.items().items())]
-        return sorted(entries, key=lambda e: e.value, reverse=True)[:n]
+        return sorted(entries, key=lambda e: e.value, reverse=not ascending)[:n]
 
 
 def _pairs(reply: object) -> list[tuple[str, float]]:
@@ -313,9 +316,16 @@ def scan_tag_results(
 
 
 def top_results(
-    client: redis.Redis, tag: str, n: int = 3, *, layout: KeyLayout = LAYOUT
+    client: redis.Redis,
+    tag: str,
+    n: int = 3,
+    *,
+    key: str | None = None,
+    ascending: bool = False,
+    layout: KeyLayout = LAYOUT,
 ) -> list[TopEntry]:
-    """The ``n`` highest numeric results across all jobs of ``tag``, highest first.
+    """The ``n`` highest numeric results across all jobs of ``tag``, highest first
+    (``ascending``: lowest first; ``key``: only that result key's values).
 
     Indexed results come from one sorted set.  Jobs of ``<tag>_ALL`` that have
     ended without an index (written by the seed scripts or redis-cli) cost one
@@ -334,11 +344,25 @@ def top_results(
             active = {str(j) for ids in pipe.execute() for j in ids}
         if legacy - active:
             _index_ended(client, tag, legacy - active, layout)
-    pairs = _pairs(client.zrevrange(layout.tag_numeric(tag), 0, n - 1, withscores=True))
-    entries = []
-    for member, score in pairs:
-        job_id, key = layout.parse_numeric_member(member)
-        entries.append(TopEntry(job_id, key, score))
+    rank = client.zrange if ascending else client.zrevrange
+    if key is None:
+        pairs = _pairs(rank(layout.tag_numeric(tag), 0, n - 1, withscores=True))
+        return [TopEntry(*layout.parse_numeric_member(m), s) for m, s in pairs]
+    # One key: walk the ranking a page at a time until n of its values are found.
+    entries: list[TopEntry] = []
+    page = max(_SCAN_COUNT, 20 * n)
+    start = 0
+    while len(entries) < n:
+        reply = rank(layout.tag_numeric(tag), start, start + page - 1, withscores=True)
+        for member, score in _pairs(reply):
+            job_id, name = layout.parse_numeric_member(member)
+            if name == key:
+                entries.append(TopEntry(job_id, name, score))
+                if len(entries) == n:
+                    break
+        if len(reply) < page:
+            break
+        start += page
     return entries
 
 

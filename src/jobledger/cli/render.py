@@ -23,6 +23,7 @@ __all__ = [
     "human_seconds",
     "print_results",
     "printable",
+    "render_id_lists",
     "render_status",
     "render_top",
     "shown_value",
@@ -171,17 +172,18 @@ def render_status(
     tag: str,
     snapshot: dict[str, list[str]],
     *,
-    all_ids: bool = False,
     tracker: dict[str, str] | None = None,
     stalled: int = 0,
+    total: int | None = None,
 ) -> None:
     """Print the seed-style status: each set's name, count and (some) job IDs."""
     out = console()
-    out.print(f"[bold]{tag}[/]: {len(snapshot['ALL'])} jobs")
+    total = len(snapshot["ALL"]) if total is None else total
+    out.print(f"[bold]{tag}[/]: {total} jobs")
     for name, ids in snapshot.items():
         if not ids and name not in SEED_SETS:
             continue
-        shown = ids if all_ids else ids[:IDS_SHOWN]
+        shown = ids[:IDS_SHOWN]
         more = len(ids) - len(shown)
         text = " ".join(map(printable, shown)) + (f" ... (+{more} more, use --ids)" if more else "")
         # Job IDs are data (seed sets may hold anything): "[/]" must not be read as markup.
@@ -202,6 +204,24 @@ def render_status(
                 f" (last pass: {tracker.get('problems', '0')} problem(s))"
             )
             out.print(printable(problem), markup=False)
+
+
+def render_id_lists(tag: str, snapshot: dict[str, list[str]], width: int = 100) -> None:
+    """Each non-empty set's name and count, then its IDs wrapped into lines of ``width``."""
+    for name, ids in snapshot.items():
+        if not ids and name not in SEED_SETS:
+            continue
+        click.echo(printable(f"{tag}_{name} {len(ids)}"))
+        line: list[str] = []
+        used = 0
+        for job_id in map(printable, ids):
+            if line and used + 1 + len(job_id) > width - 2:
+                click.echo("  " + " ".join(line))
+                line, used = [], 0
+            line.append(job_id)
+            used += len(job_id) + (1 if used else 0)
+        if line:
+            click.echo("  " + " ".join(line))
 
 
 def render_top(tag: str, entries: list[Any]) -> None:

@@ -13,6 +13,7 @@ import click
 from jobledger.cli.app import common, parse, scheduler_factory, scheduler_name, scheduler_option
 from jobledger.cli.render import printable
 from jobledger.errors import NotFound
+from jobledger.ids import job_sort_key, sort_job_ids
 from jobledger.ledger import utcnow
 from jobledger.states import State
 
@@ -100,6 +101,8 @@ def track(**kwargs: Any) -> None:
             reports = tracker.run_pass(now=utcnow())
         finally:
             tracker.release()
+        for r in reports:
+            r.moved.sort(key=lambda move: job_sort_key(move[0]))
         data = [vars(r) for r in reports]
 
         def human() -> None:
@@ -162,7 +165,7 @@ def adopt(**kwargs: Any) -> None:
     watched = {info.job_id: State.PENDING_AND_RUNNING for info in new}
     moves, _ = plan(watched, {}, {i.job_id: i for i in new}, now=now, lost_grace_s=0)
     ledger.apply(moves, now=now, by="adopt")
-    ids = [info.job_id for info in new]
+    ids = sort_job_ids([info.job_id for info in new])
     app.emit(
         {"tag": ledger.tag, "adopted": ids, "already_known": len(found) - len(new)},
         lambda: click.echo(

@@ -9,9 +9,11 @@ import click
 
 from jobledger.cli.app import common, parse
 from jobledger.cli.render import (
+    compact_ids,
     console,
     print_results,
     printable,
+    render_id_lists,
     render_status,
     render_top,
     shown_value,
@@ -24,26 +26,48 @@ __all__ = ["last", "show", "status", "tags", "top"]
 @click.command()
 @common
 @click.option("--ids", "all_ids", is_flag=True, help="List every job ID (default: first 20).")
+@click.option(
+    "--state",
+    "states",
+    metavar="STATE[,STATE...]",
+    help="Only these sets (FAILED, TIMEOUT, RUNNING, ...); with --ids: one ID per line.",
+)
+@click.option(
+    "--compact", is_flag=True, help="Fold array tasks into ranges: 123_[0-99] (with --ids)."
+)
 def status(**kwargs: Any) -> None:
     """Every state set of the tag, with its count and job IDs (seed: test_status.sh)."""
-    app, (all_ids,) = parse(kwargs, "all_ids")
-    ledger = app.ledger()
-    snapshot = ledger.snapshot()
+    from jobledger.states import parse_states
 
+    app, (all_ids, states_text, compact) = parse(kwargs, "all_ids", "states", "compact")
+    states = parse_states(states_text) if states_text else None
+    ledger = app.ledger()
+    snapshot = ledger.snapshot(None if states is None else [s.value for s in states])
     tracker = ledger.tracker_status()
+    stalled = ledger.stalled_count()
+    shown = {k: compact_ids(v) for k, v in snapshot.items()} if compact else snapshot
 
     def human() -> None:
-        render_status(ledger.tag, snapshot, all_ids=all_ids, tracker=tracker)
+        if states is not None and all_ids:
+            # For xargs: IDs only, one per line, in the order of the sets asked for.
+            for name in (s.value for s in states):
+                for job_id in shown[name]:
+                    click.echo(printable(job_id))
+            return
+        if all_ids:
+            render_id_lists(ledger.tag, shown)
+            return
+        total = None if "ALL" in snapshot else ledger.counts()["ALL"]
+        render_status(ledger.tag, shown, tracker=tracker, stalled=stalled, total=total)
 
-    app.emit(
-        {
-            "tag": ledger.tag,
-            "counts": {k: len(v) for k, v in snapshot.items()},
-            "jobs": snapshot,
-            "tracker": tracker,
-        },
-        human,
-    )
+    data: dict[str, Any] = {
+        "tag": ledger.tag,
+        "counts": {k: len(v) for k, v in snapshot.items()},
+        "jobs": shown,
+        "tracker": tracker,
+        "stalled": stalled,
+    }
+    app.emit(data, human)
 
 
 @click.command()
@@ -131,22 +155,26 @@ def show(**kwargs: Any) -> None:
     help="How many results to show.",
 )
 @click.option("--job", "job_id", help="Only this job's results.")
+@click.option("--key", help="Only this result key (e.g. --key reward).")
+@click.option("--asc", "ascending", is_flag=True, help="Lowest first (for losses, errors).")
 def top(**kwargs: Any) -> None:
     """The highest numeric results of one job or across the tag (non-numeric skipped)."""
-    from jobledger.ids import validate_job_id
+    from jobledger.ids import validate_job_id, validate_result_key
     from jobledger.store import Results, top_results
 
-    app, (count, job_id) = parse(kwargs, "count", "job_id")
+    app, (count, job_id, key, ascending) = parse(kwargs, "count", "job_id", "key", "ascending")
     tag = app.tag
+    if key is not None:
+        validate_result_key(key)
     if job_id is not None:
         validate_job_id(job_id)
         ledger = app.ledger()
         res = Results(app.client, tag, job_id)
         if not ledger.job(job_id).in_all and not res.keys():
             raise NotFound(f"job {job_id} is not in the ledger of tag {tag!r}")
-        entries = res.top(count)
+        entries = res.top(count, key=key, ascending=ascending)
     else:
-        entries = top_results(app.client, tag, count)
+        entries = top_results(app.client, tag, count, key=key, ascending=ascending)
     rows = [{"job_id": e.job_id, "key": e.key, "value": e.value} for e in entries]
 
     app.emit({"tag": tag, "top": rows}, lambda: render_top(tag, entries))
@@ -164,6 +192,8 @@ def tags(**kwargs: Any) -> None:
     counts = {n: Ledger(app.client, n).counts() for n in names}
 
     def human() -> None:
+        if not counts:
+            click.echo("no tags yet on this server (jobledger launch --tag NAME script.sh)")
         for name, c in counts.items():
             line = f"{name:<30} {c['ALL']:>7} jobs, {c['PENDING_AND_RUNNING']:>6} active"
             click.echo(printable(line))
