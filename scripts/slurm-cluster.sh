@@ -295,7 +295,9 @@ SlurmctldLogFile=$LOG_DIR/slurmctld.log
 SlurmdLogFile=$LOG_DIR/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-JobAcctGatherType=jobacct_gather/none
+# Max RSS and CPU time per step, for jobledger usage (sampled every second).
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost

@@ -11,7 +11,9 @@ SIGTERM are held off from the submit until the jobs are recorded or journaled.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -19,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +42,7 @@ from jobledger.errors import (
 from jobledger.ids import validate_name, validate_tag
 from jobledger.journal import Journal, JournalEntry
 from jobledger.ledger import allocate_local_id, isoformat, skip_local_ids_to
+from jobledger.logs import partial
 from jobledger.schedulers import Scheduler, Submission, SubmitRequest
 from jobledger.schedulers.local import JobIdInUse
 from jobledger.specs import array_throttle, expand_array_spec, parse_time_limit
@@ -233,6 +236,46 @@ def _allocate(
     raise SchedulerError(f"no free local job ID after {_ALLOCATE_TRIES} tries")
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return str(os.getuid())
+
+
+def submission_fields(
+    request: SubmitRequest, scheduler: Scheduler, job_ids: tuple[str, ...]
+) -> dict[str, str]:
+    """What every job of a submission records: how it was submitted (so it can be
+    resubmitted alike) and where its output goes (patterns, with what is common to
+    the submission filled in: the name, the user, the job or array number)."""
+    user = _user()
+    base = job_ids[0].split("_")[0]
+    known = {"x": request.name, "u": user, "A": base}
+    if not request.array:
+        known["j"] = base
+    stdout, stderr = (partial(p, known) for p in scheduler.log_patterns(request))
+    fields = {
+        "scheduler": scheduler.name,
+        "script": str(request.script),
+        "work_dir": str(request.work_dir),
+        "name": request.name,
+        "output_dir": str(request.output_dir),
+        "stdout": stdout,
+        "stderr": stderr,
+        "user": user,
+    }
+    if request.time_limit:
+        fields["time_limit"] = request.time_limit
+    if request.array:
+        fields["array"] = request.array
+    if request.extra_args:
+        fields["sbatch_args"] = json.dumps(list(request.extra_args))
+    if request.max_running:
+        fields["max_running"] = str(request.max_running)
+    return fields
+
+
 def launch(
     script: Path,
     *,
@@ -246,6 +289,7 @@ def launch(
     output_dir: Path | None = None,
     extra_args: tuple[str, ...] = (),
     max_running: int | None = None,
+    extra_fields: Mapping[str, str] | None = None,
     now: datetime,
 ) -> LaunchResult:
     """Submit ``script`` and record its job IDs (journaled if Redis cannot take them)."""
@@ -283,11 +327,8 @@ def launch(
         else:
             submission, allocated = _allocate(scheduler, request, connect, caught)
         fields = {
-            "scheduler": scheduler.name,
-            "script": str(script),
-            "work_dir": str(work_dir),
-            "name": request.name,
-            "output_dir": str(out),
+            **submission_fields(request, scheduler, submission.job_ids),
+            **(extra_fields or {}),
             **submission.fields,
         }
         if submission.cluster:

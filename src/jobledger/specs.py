@@ -7,10 +7,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from jobledger.errors import ParseError, UsageError
 
-__all__ = ["MAX_ARRAY_TASKS", "array_throttle", "expand_array_spec", "parse_time_limit"]
+__all__ = [
+    "MAX_ARRAY_TASKS",
+    "array_throttle",
+    "expand_array_spec",
+    "parse_time_limit",
+    "read_head",
+]
 
 MAX_ARRAY_TASKS = 100_000
 """The most task IDs one array spec may expand to; more is treated as garbage."""
@@ -90,3 +97,13 @@ def parse_time_limit(text: str) -> int:
     if total <= 0:
         raise UsageError(f"invalid time limit {text!r}: must be positive")
     return total
+
+
+def read_head(script: Path) -> str:
+    """The first 64 kB of a job script, where sbatch reads its ``#SBATCH`` lines ("" if
+    it cannot be read: the submission reports that)."""
+    try:
+        with script.open(encoding="utf-8", errors="replace") as fh:
+            return fh.read(64 * 1024)
+    except OSError:
+        return ""

@@ -10,6 +10,7 @@ act per tag; the others wait and take over when it expires.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import uuid
@@ -26,9 +27,11 @@ from jobledger.ids import is_job_id
 from jobledger.journal import Journal
 from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.ledger import Ledger, Transition, isoformat, utcnow
+from jobledger.logs import job_logs, last_line
 from jobledger.schedulers import Scheduler
 from jobledger.schedulers.base import JobInfo
 from jobledger.states import REQUEUEABLE_STATES, State
+from jobledger.usage import usage_fields
 
 __all__ = [
     "Lease",
@@ -169,6 +172,8 @@ def info_fields(info: JobInfo) -> dict[str, Any]:
         "ended_at": info.ended_at,
         "nodes": info.nodes,
         "local_dir": info.location,
+        "raw_job_id": info.raw_id if info.raw_id != info.job_id else None,
+        **(usage_fields(info.usage) if info.usage else {}),
     }
 
 
@@ -275,6 +280,20 @@ def plan(
         if update:
             updates[job_id] = (current, update)
     return moves, updates
+
+
+def _with_stderr_line(move: Transition, record: Mapping[str, str]) -> Transition:
+    """A move out of the running set, other than to COMPLETED, carries the last line its
+    job wrote to stderr (``jobledger failures`` groups by it), when this machine can read
+    the file."""
+    if move.target is State.COMPLETED or move.source is not State.PENDING_AND_RUNNING:
+        return move
+    merged = {**record, **{k: str(v) for k, v in move.fields.items() if v is not None}}
+    path = job_logs(move.job_id, merged).stderr
+    line = last_line(path) if path else None
+    if line is None:
+        return move
+    return dataclasses.replace(move, fields={**move.fields, "stderr_last": line})
 
 
 class LostLease(Exception):
@@ -442,6 +461,7 @@ class Tracker:
                 skip=skip,
                 problems=report.problems,
             )
+            moves = [_with_stderr_line(tr, records.get(tr.job_id, {})) for tr in moves]
             self._renew(tag, token)
             outcomes = _again_if_restarted(ledger.apply, moves, now=now, by="tracker", fence=token)
             for tr, outcome in zip(moves, outcomes, strict=True):

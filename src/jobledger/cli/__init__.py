@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import click
 
 from jobledger import __version__
-from jobledger.cli import maintenance, plain, submit, tracking, views
+from jobledger.cli import analysis, maintenance, plain, submit, tracking, views
 from jobledger.cli.app import run
 
 __all__ = ["cli", "main"]
@@ -36,6 +36,10 @@ for _command in (
     views.show,
     views.top,
     views.tags,
+    # why jobs failed, what they used
+    analysis.logs,
+    analysis.usage,
+    analysis.failures,
     # plain keys of a namespace
     plain.keys_cmd,
     plain.get_cmd,

@@ -100,9 +100,11 @@ def console() -> Any:
 
 
 def human_seconds(seconds: float | None) -> str:
-    """``3725`` -> ``1:02:05``; ``None`` -> ``-``."""
+    """``3725`` -> ``1:02:05``; ``2.5`` -> ``2.5 s``; ``None`` -> ``-``."""
     if seconds is None:
         return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
     whole = round(seconds)
     days, rest = divmod(whole, 86400)
     h, rest = divmod(rest, 3600)

@@ -11,6 +11,8 @@ from jobledger.cli.app import common, parse
 from jobledger.cli.render import (
     compact_ids,
     console,
+    human_bytes,
+    human_seconds,
     print_results,
     printable,
     render_id_lists,
@@ -19,6 +21,8 @@ from jobledger.cli.render import (
     shown_value,
 )
 from jobledger.errors import NotFound
+from jobledger.states import State
+from jobledger.usage import USAGE_FIELDS, usage_from_record
 
 __all__ = ["last", "show", "status", "tags", "top"]
 
@@ -108,6 +112,9 @@ def show(**kwargs: Any) -> None:
     if not (view.in_all or view.states or view.record or items):
         raise NotFound(f"job {job_id} is not in the ledger of tag {ledger.tag!r}")
     states = [s.value for s in view.states]
+    logs = _logs_of(job_id, view)
+    used = usage_from_record(view.record)
+    stalled = view.record.get("stalled_since") if states == ["PENDING_AND_RUNNING"] else None
 
     def human() -> None:
         out = console()
@@ -115,8 +122,22 @@ def show(**kwargs: Any) -> None:
         if len(states) > 1:
             where += "  [red](inconsistent: the job is in several state sets)[/]"
         out.print(f"[bold]Job {job_id}[/] (tag {ledger.tag}): {where}")
+        if stalled:
+            out.print(f"  [red]stalled[/]: no heartbeat since {printable(stalled)}")
         for name, value in sorted(view.record.items()):
-            out.print(f"  {name:<14} {printable(value)}", markup=False)
+            if name not in _SHOWN_APART:
+                out.print(f"  {name:<14} {printable(value)}", markup=False)
+        if used is not None:
+            out.print("Usage:")
+            out.print(f"  {usage_line(used)}", markup=False)
+        if logs["stdout"] or logs["stderr"]:
+            out.print("Logs:")
+            for stream in ("stdout", "stderr"):
+                out.print(f"  {stream:<6} {printable(logs[stream] or '-')}", markup=False)
+        if logs["stderr_tail"]:
+            out.print("Last lines of stderr:")
+            for line in logs["stderr_tail"]:
+                out.print(f"  | {printable(line)}", markup=False)
         if view.history:
             out.print("History:")
             for h in view.history:
@@ -139,9 +160,50 @@ def show(**kwargs: Any) -> None:
             "record": view.record,
             "history": view.history,
             "results": items,
+            "usage": None if used is None else used.as_dict(),
+            "logs": logs,
+            "stalled_since": stalled,
         },
         human,
     )
+
+
+# Shown in their own sections of `show`, not among the record's fields.
+_SHOWN_APART = frozenset({*USAGE_FIELDS, "stdout", "stderr", "stderr_last", "stalled_since"})
+_TAIL_SHOWN = 10
+
+
+def _logs_of(job_id: str, view: Any) -> dict[str, Any]:
+    """Paths of a job's output and, if it ended other than COMPLETED, its stderr's tail."""
+    from jobledger.logs import job_logs, read_lines
+
+    paths = job_logs(job_id, view.record)
+    out = paths.stdout or paths.stdout_pattern
+    err = paths.stderr or paths.stderr_pattern
+    failed = bool(view.states) and all(
+        s.is_terminal and s is not State.COMPLETED for s in view.states
+    )
+    tail = read_lines(paths.stderr, _TAIL_SHOWN) if failed and paths.stderr else None
+    return {"stdout": out, "stderr": err, "stderr_tail": tail}
+
+
+def usage_line(u: Any) -> str:
+    """``elapsed 0:01:05, CPU 0:00:58 (89% of 1 CPU), max RSS 1.2 GiB (60% of 2.0 GiB)``."""
+    parts = [f"elapsed {human_seconds(u.elapsed_s)}"]
+    if u.cpu_s is not None:
+        eff = u.cpu_efficiency
+        cpus = f"{u.req_cpus} CPU" + ("s" if (u.req_cpus or 0) > 1 else "")
+        parts.append(
+            f"CPU {human_seconds(u.cpu_s)}"
+            + (f" ({100 * eff:.0f}% of {cpus})" if eff is not None else "")
+        )
+    if u.max_rss_bytes is not None:
+        mem = u.mem_efficiency
+        parts.append(
+            f"max RSS {human_bytes(u.max_rss_bytes)}"
+            + (f" ({100 * mem:.0f}% of {human_bytes(u.req_mem_bytes)})" if mem is not None else "")
+        )
+    return ", ".join(parts)
 
 
 @click.command()

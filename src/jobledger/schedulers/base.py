@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from jobledger.states import State
+from jobledger.usage import Usage
 
 __all__ = [
     "JobInfo",
@@ -39,6 +40,8 @@ class JobInfo:
     name: str | None = None
     restarts: int | None = None
     location: str | None = None  # where the backend keeps the job (local: its local_dir)
+    raw_id: str | None = None  # SLURM: an array task's own job number (JobIDRaw)
+    usage: Usage | None = None  # what the job used, once it has ended
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,10 @@ class Scheduler(Protocol):
 
     def start(self, submission: Submission) -> None:
         """Let the accepted jobs run; called once their IDs are recorded or journaled."""
+        ...
+
+    def log_patterns(self, request: SubmitRequest) -> tuple[str, str]:
+        """Where the jobs' stdout and stderr go: absolute SLURM filename patterns."""
         ...
 
     def describe(self, request: SubmitRequest) -> list[str]:

@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jobledger.errors import SchedulerError, UsageError
+from jobledger.errors import ParseError, SchedulerError, UsageError
+from jobledger.logs import escape, find_options, sbatch_directives
 from jobledger.process import ProcessId, alive
 from jobledger.schedulers.base import (
     JobInfo,
@@ -41,8 +42,9 @@ from jobledger.schedulers.base import (
     Submission,
     SubmitRequest,
 )
-from jobledger.specs import array_throttle, expand_array_spec, parse_time_limit
+from jobledger.specs import array_throttle, expand_array_spec, parse_time_limit, read_head
 from jobledger.states import State
+from jobledger.usage import Usage, parse_memory
 
 __all__ = [
     "OUTCOMES",
@@ -97,14 +99,6 @@ def sbatch_time_directive(script_head: str) -> str | None:
         if match:
             return match.group(1)
     return None
-
-
-def _read_head(script: Path) -> str:
-    try:
-        with script.open(encoding="utf-8", errors="replace") as fh:
-            return fh.read(64 * 1024)
-    except OSError:
-        return ""
 
 
 def now_iso() -> str:
@@ -173,6 +167,28 @@ def _info(job_id: str, state: dict[str, Any], ledger_state: State, where: Path) 
         ended_at=_parse_time(state.get("ended_at")),
         nodes=node if isinstance(node, str) else None,
         location=str(where),
+        usage=_usage(state.get("usage")),
+    )
+
+
+def _usage(data: object) -> Usage | None:
+    """The usage the supervisor measured (``tasks/<id>.json``), read defensively."""
+    if not isinstance(data, dict):
+        return None
+
+    def number(name: str) -> float | None:
+        value = data.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            return None
+        return float(value)
+
+    rss, mem, cpus = number("max_rss_bytes"), number("req_mem_bytes"), number("req_cpus")
+    return Usage(
+        elapsed_s=number("elapsed_s"),
+        cpu_s=number("cpu_s"),
+        max_rss_bytes=None if rss is None else int(rss),
+        req_mem_bytes=None if mem is None else int(mem),
+        req_cpus=None if cpus is None else int(cpus),
     )
 
 
@@ -188,6 +204,27 @@ def _legacy_info(job_dir: Path, job_id: str) -> JobInfo | None:
     if state.get("state") == "RUNNING" and isinstance(pid, int) and alive(pid):
         return _info(job_id, state, State.PENDING_AND_RUNNING, job_dir)
     return None
+
+
+_REQUEST_OPTIONS = {"cpus": ("--cpus-per-task", "-c"), "mem": ("--mem", "")}
+
+
+def _requested(script_head: str) -> dict[str, int]:
+    """The CPUs and memory a script's ``#SBATCH`` lines ask for (what its usage is
+    measured against): CPUs default to 1, memory to nothing (no memory efficiency)."""
+    found = find_options(sbatch_directives(script_head), _REQUEST_OPTIONS)
+    out = {"req_cpus": 1}
+    cpus = found.get("cpus", "")
+    if cpus.isdigit() and int(cpus) > 0:
+        out["req_cpus"] = int(cpus)
+    try:
+        mem = parse_memory(found.get("mem", ""))
+    except ParseError:
+        mem = None
+    if mem:
+        # sbatch reads a bare --mem number as megabytes.
+        out["req_mem_bytes"] = mem * 1024**2 if found["mem"].isdigit() else mem
+    return out
 
 
 class LocalScheduler:
@@ -206,6 +243,11 @@ class LocalScheduler:
     def describe(self, request: SubmitRequest) -> list[str]:
         return []
 
+    def log_patterns(self, request: SubmitRequest) -> tuple[str, str]:
+        """The files the supervisor opens: ``<output_dir>/<name>-<job ID>.out``/``.err``."""
+        pattern = escape(str(request.output_dir)) + ("/%x-%A_%a" if request.array else "/%x-%j")
+        return pattern + ".out", pattern + ".err"
+
     def submit(self, request: SubmitRequest) -> Submission:
         """Write the submission's directory; nothing runs until :meth:`start`."""
         if request.extra_args:
@@ -215,7 +257,9 @@ class LocalScheduler:
             )
         if request.job_id is None:
             raise SchedulerError("the local scheduler needs a job ID allocated by the ledger")
-        time_limit = request.time_limit or sbatch_time_directive(_read_head(request.script))
+        head = read_head(request.script)
+        time_limit = request.time_limit or sbatch_time_directive(head)
+        requested = _requested(head)
         limit_s = parse_time_limit(time_limit) if time_limit else None
         base = request.job_id
         tasks = expand_array_spec(request.array) if request.array else None
@@ -237,6 +281,7 @@ class LocalScheduler:
             "work_dir": str(request.work_dir),
             "output_dir": str(request.output_dir),
             "time_limit_s": limit_s,
+            **requested,
             "throttle": array_throttle(request.array) if request.array else None,
             "max_running": request.max_running or default_max_running(),
             "pool": str(self.pool or pool_dir()),

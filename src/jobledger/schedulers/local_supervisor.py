@@ -185,6 +185,7 @@ class _Running:
     term_at: float | None = None
     killed: bool = False
     files: list[IO[bytes]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
 
 class Supervisor:
@@ -317,7 +318,7 @@ class Supervisor:
                 # As SLURM ends a job's processes with its batch script: what the script
                 # left running goes too (the unreaped leader keeps the group ID ours).
                 self._signal(task, signal.SIGKILL)
-            code = task.proc.wait()
+            code, rusage = self._wait(task)
             os.close(task.slot)
             outcome = task.outcome or ("COMPLETED" if code == 0 else "FAILED")
             task.state.update(
@@ -325,9 +326,37 @@ class Supervisor:
                 ended_at=now_iso(),
                 exit_code=code if code >= 0 else 0,
                 signal=-code if code < 0 else 0,
+                usage=self._usage(task, rusage),
             )
             self._write(job_id, task.state)
             del self.running[job_id]
+
+    @staticmethod
+    def _wait(task: _Running) -> tuple[int, Any]:
+        """Reap the script: its exit code (negative: the signal) and resource usage."""
+        if task.proc.returncode is not None:
+            return task.proc.returncode, None
+        try:
+            _, status, rusage = os.wait4(task.proc.pid, 0)
+        except ChildProcessError:  # reaped elsewhere: the code is all there is
+            return task.proc.wait(), None
+        task.proc.returncode = os.waitstatus_to_exitcode(status)
+        return task.proc.returncode, rusage
+
+    def _usage(self, task: _Running, rusage: Any) -> dict[str, float | int]:
+        """What the script used (with the children it waited for), as the record keeps it."""
+        usage: dict[str, float | int] = {
+            "elapsed_s": round(time.monotonic() - task.started, 3),
+            "req_cpus": int(self.meta.get("req_cpus") or 1),
+        }
+        if self.meta.get("req_mem_bytes"):
+            usage["req_mem_bytes"] = int(self.meta["req_mem_bytes"])
+        if rusage is not None:
+            usage["cpu_s"] = round(rusage.ru_utime + rusage.ru_stime, 3)
+            # ru_maxrss: kilobytes on Linux, bytes on macOS.
+            scale = 1 if sys.platform == "darwin" else 1024
+            usage["max_rss_bytes"] = int(rusage.ru_maxrss) * scale
+        return usage
 
     def _cancel_requests(self) -> set[str]:
         try:

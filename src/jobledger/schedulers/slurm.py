@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from jobledger.errors import SchedulerError
 from jobledger.ids import job_sort_key
+from jobledger.logs import escape, output_options, sbatch_directives
 from jobledger.schedulers.base import JobInfo, QueryResult, Records, Submission, SubmitRequest
 from jobledger.schedulers.slurm_parsers import (
     SQUEUE_FORMAT,
+    USAGE_FIELDS,
     is_accounting_unavailable,
     parse_sacct_rows,
+    parse_sacct_usage,
     parse_sbatch_error,
     parse_sbatch_parsable,
     parse_squeue_rows,
     sacct_format,
 )
-from jobledger.specs import expand_array_spec
+from jobledger.specs import expand_array_spec, read_head
 
 __all__ = ["SlurmScheduler", "with_prefix_export"]
 
@@ -112,17 +116,37 @@ class SlurmScheduler:
     def start(self, submission: Submission) -> None:
         """Nothing to do: sbatch queued the jobs already."""
 
+    def _user_outputs(self, request: SubmitRequest) -> dict[str, str]:
+        """--output/--error/--chdir as the user set them: the command line over the script."""
+        from_script = output_options(sbatch_directives(read_head(request.script)))
+        return {**from_script, **output_options(request.extra_args)}
+
+    def log_patterns(self, request: SubmitRequest) -> tuple[str, str]:
+        """Ours (``<output_dir>/%x-%j.out``/``.err``) unless the user named a file; then
+        theirs, with sbatch's defaults (``slurm-%j.out``, stderr with stdout)."""
+        chosen = self._user_outputs(request)
+        if "output" not in chosen and "error" not in chosen:
+            pattern = escape(str(request.output_dir)) + ("/%x-%A_%a" if request.array else "/%x-%j")
+            return pattern + ".out", pattern + ".err"
+        # Our --chdir on the command line beats the script's; one after `--` beats ours.
+        work = Path(request.work_dir) / output_options(request.extra_args).get("chdir", ".")
+        out = chosen.get("output", "slurm-%A_%a.out" if request.array else "slurm-%j.out")
+        err = chosen.get("error", out)
+        out, err = (p if p.startswith("/") else escape(str(work)) + "/" + p for p in (out, err))
+        return out, err
+
     def submit_argv(self, request: SubmitRequest) -> list[str]:
         """sbatch's arguments: never a secret (those travel in a 0600 file, not argv)."""
-        pattern = "%x-%A_%a" if request.array else "%x-%j"
         argv = [
             "sbatch",
             "--parsable",
             f"--job-name={request.name}",
             f"--chdir={request.work_dir}",
-            f"--output={request.output_dir / pattern}.out",
-            f"--error={request.output_dir / pattern}.err",
         ]
+        chosen = self._user_outputs(request)
+        if "output" not in chosen and "error" not in chosen:
+            out, err = self.log_patterns(request)
+            argv += [f"--output={out}", f"--error={err}"]
         if request.time_limit:
             argv.append(f"--time={request.time_limit}")
         if request.array:
@@ -160,9 +184,30 @@ class SlurmScheduler:
             rows, bad, degraded = self._accounted(["-j", chunk], ["-j", chunk], degraded)
             found.update(rows)
             problems += bad
-        return QueryResult(
-            {j: info for j, info in found.items() if j in wanted}, degraded, tuple(problems)
+        found = {j: info for j, info in found.items() if j in wanted}
+        if degraded is None:
+            found = self._with_usage(found, problems)
+        return QueryResult(found, degraded, tuple(problems))
+
+    def _with_usage(
+        self, found: dict[str, JobInfo], problems: list[tuple[str, str]]
+    ) -> dict[str, JobInfo]:
+        """Ended jobs get what accounting measured: one more sacct (with steps) per chunk."""
+        ended = sorted(
+            {_base_id(j) for j, i in found.items() if i.state.is_terminal}, key=job_sort_key
         )
+        for start in range(0, len(ended), self.chunk_size):
+            chunk = ",".join(ended[start : start + self.chunk_size])
+            proc = self._run(["sacct", "-P", "-n", "-o", ",".join(USAGE_FIELDS), "-j", chunk])
+            if proc.returncode != 0:
+                problems.append(("", f"sacct (usage) failed: {_first_line(proc.stderr)}"))
+                continue
+            usage, bad = parse_sacct_usage(proc.stdout)
+            problems += bad
+            for job_id, measured in usage.items():
+                if job_id in found and found[job_id].state.is_terminal:
+                    found[job_id] = replace(found[job_id], usage=measured)
+        return found
 
     def _accounted(
         self, sacct_selection: list[str], squeue_selection: list[str], degraded: str | None

@@ -21,13 +21,16 @@ from jobledger.errors import ParseError
 from jobledger.schedulers.base import JobInfo
 from jobledger.specs import expand_array_spec
 from jobledger.states import State
+from jobledger.usage import Usage, parse_cpu_time, parse_memory
 
 __all__ = [
     "SACCT_FIELDS",
     "SQUEUE_FORMAT",
+    "USAGE_FIELDS",
     "is_accounting_unavailable",
     "parse_sacct",
     "parse_sacct_rows",
+    "parse_sacct_usage",
     "parse_sbatch_error",
     "parse_sbatch_parsable",
     "parse_scontrol_show_job",
@@ -50,6 +53,17 @@ SACCT_FIELDS: tuple[str, ...] = (
     "End",
     "NodeList",
 )
+
+USAGE_FIELDS: tuple[str, ...] = (
+    "JobID",
+    "ElapsedRaw",
+    "TotalCPU",
+    "MaxRSS",
+    "ReqMem",
+    "AllocCPUS",
+    "NNodes",
+)
+"""What ``sacct -P -n -o`` (without -X: the steps have MaxRSS) gives :func:`parse_sacct_usage`."""
 
 SQUEUE_FORMAT = "%i|%A|%j|%T|%r|%N|%S|%e"
 """The ``squeue -h -o`` format :func:`parse_squeue` reads."""
@@ -230,6 +244,7 @@ def _job_info(line: str, row: Mapping[str, str], restarts: int | None = None) ->
         nodes=_optional(row.get("nodes", "")),
         name=row.get("name") or None,
         restarts=restarts,
+        raw_id=row.get("raw_id", "").strip() or None,
     )
 
 
@@ -291,7 +306,10 @@ def _parse_row(line: str, columns: tuple[str, ...], jobs: dict[str, JobInfo]) ->
         return
     if not _NUM_RE.fullmatch(row["raw_id"].strip()):
         raise ParseError(f"bad raw job ID {_quote(row['raw_id'])} in line {_quote(line)}")
-    _store(jobs, keys, _job_info(line, row))
+    info = _job_info(line, row)
+    if len(keys) > 1:  # tasks not started yet share their array's row (and its number)
+        info = replace(info, raw_id=None)
+    _store(jobs, keys, info)
 
 
 def parse_sbatch_parsable(text: str) -> tuple[str, str | None]:
@@ -329,6 +347,62 @@ def parse_sacct_rows(text: str) -> tuple[dict[str, JobInfo], Problems]:
     """:func:`parse_sacct`, skipping (and returning) the rows it cannot read."""
     problems: Problems = []
     return _parse_rows(text, _SACCT_COLUMNS, "|".join(SACCT_FIELDS), problems), problems
+
+
+def parse_sacct_usage(text: str) -> tuple[dict[str, Usage], Problems]:
+    """Parse ``sacct -P -n -o USAGE_FIELDS`` (job and step rows) into each job's Usage.
+
+    As seff does: elapsed time, requested memory and allocated CPUs from the job's own
+    row; CPU time from it too (sacct sums the steps there), else the sum of the steps;
+    peak memory is the largest MaxRSS of any step (batch, extern, srun steps).
+    """
+    rows: dict[str, dict[str, str]] = {}
+    steps: dict[str, list[dict[str, str]]] = {}
+    problems: Problems = []
+    for line in text.splitlines():
+        if not line.strip() or line.strip() == "|".join(USAGE_FIELDS):
+            continue
+        fields = line.split("|")
+        if len(fields) != len(USAGE_FIELDS):
+            problems.append(("", f"expected {len(USAGE_FIELDS)} fields: {_quote(line)}"))
+            continue
+        row = dict(zip(USAGE_FIELDS, fields, strict=True))
+        match = _JOB_ID_RE.fullmatch(row["JobID"].strip())
+        if match is None or match["spec"] is not None:
+            continue  # not started (123_[5-10]): it used nothing yet
+        job = match["job"] + (
+            f"_{match['task']}" if match["task"] else f"+{match['het']}" if match["het"] else ""
+        )
+        if match["step"] is None:
+            rows[job] = row
+        else:
+            steps.setdefault(job, []).append(row)
+    found: dict[str, Usage] = {}
+    for job, row in rows.items():
+        try:
+            found[job] = _usage(row, steps.get(job, []))
+        except (ParseError, ValueError) as exc:
+            problems.append((job, f"usage: {exc}"))
+    return found, problems
+
+
+def _usage(row: Mapping[str, str], steps: list[dict[str, str]]) -> Usage:
+    cpus = int(row["AllocCPUS"]) if row["AllocCPUS"].strip().isdigit() else None
+    nodes = int(row["NNodes"]) if row["NNodes"].strip().isdigit() else None
+    elapsed = float(row["ElapsedRaw"]) if row["ElapsedRaw"].strip().isdigit() else None
+    cpu = parse_cpu_time(row["TotalCPU"])
+    if not cpu and steps:
+        step_cpu = [parse_cpu_time(s["TotalCPU"]) for s in steps]
+        cpu = sum(c for c in step_cpu if c is not None) if any(step_cpu) else cpu
+    rss = [parse_memory(s["MaxRSS"]) for s in steps]
+    measured = [r for r in rss if r is not None]
+    return Usage(
+        elapsed_s=elapsed,
+        cpu_s=cpu,
+        max_rss_bytes=max(measured) if measured else None,
+        req_mem_bytes=parse_memory(row["ReqMem"], cpus=cpus, nodes=nodes),
+        req_cpus=cpus,
+    )
 
 
 def parse_squeue(text: str) -> dict[str, JobInfo]:

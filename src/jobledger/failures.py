@@ -1,0 +1,100 @@
+"""Failure groups: jobs that ended other than COMPLETED, grouped by why.
+
+Two jobs are in one group when they ended in the same state, with the same exit code
+or signal, for the same reason, and their last non-empty stderr line says the same
+thing once what differs from job to job (numbers, paths, hex IDs) is normalised away.
+3,000 failed jobs then read as a handful of lines: "2,980 x FAILED exit 1:
+CUDA out of memory. Tried to allocate <n> MiB".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from jobledger.ids import job_sort_key, sort_job_ids
+
+__all__ = ["FailureGroup", "group_failures", "normalise"]
+
+_EXAMPLES = 5
+_RULES = (
+    # ISO times and dates before the numbers they contain.
+    (
+        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"),
+        "<time>",
+    ),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<date>"),
+    (
+        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
+        "<hex>",
+    ),
+    (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
+    # Absolute or ./relative paths, with at least one slash.
+    (re.compile(r"(?<![\w<])(?:~|\.{1,2})?/[^\s'\":,;()\[\]]+"), "<path>"),
+    # Long hex runs (hashes, container IDs) with at least one digit and one letter.
+    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I), "<hex>"),
+    (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"), "<n>"),
+)
+
+
+def normalise(line: str) -> str:
+    """``line`` with numbers, paths, hex IDs and times replaced by placeholders."""
+    text = line.strip()
+    for pattern, placeholder in _RULES:
+        text = pattern.sub(placeholder, text)
+    return re.sub(r"\s+", " ", text)[:300]
+
+
+@dataclass
+class FailureGroup:
+    """Jobs that failed alike; ``key`` is what they share."""
+
+    state: str
+    exit: str
+    reason: str
+    message: str
+    job_ids: list[str] = field(default_factory=list)
+    sample: str = ""  # one job's stderr line as it was, for a human
+
+    @property
+    def count(self) -> int:
+        return len(self.job_ids)
+
+    def as_dict(self, number: int) -> dict[str, object]:
+        return {
+            "group": number,
+            "count": self.count,
+            "state": self.state,
+            "exit": self.exit,
+            "reason": self.reason,
+            "message": self.message,
+            "sample": self.sample,
+            "examples": sort_job_ids(self.job_ids)[:_EXAMPLES],
+            "job_ids": sort_job_ids(self.job_ids),
+        }
+
+
+def _exit(record: Mapping[str, str]) -> str:
+    signal, code = record.get("signal") or "0", record.get("exit_code")
+    if signal not in ("", "0"):
+        return f"signal {signal}"
+    return f"exit {code}" if code else "exit ?"
+
+
+def group_failures(
+    jobs: Iterable[tuple[str, str, Mapping[str, str], str | None]],
+) -> list[FailureGroup]:
+    """Group ``(job ID, state, record, last stderr line)``, largest group first.
+
+    Ties keep the order of the first job of each group (by job ID).
+    """
+    groups: dict[tuple[str, str, str, str], FailureGroup] = {}
+    for job_id, state, record, last in sorted(jobs, key=lambda j: job_sort_key(j[0])):
+        reason = normalise(record.get("reason") or "")
+        message = normalise(last) if last else ""
+        key = (state, _exit(record), reason, message)
+        if key not in groups:
+            groups[key] = FailureGroup(state, key[1], reason, message, sample=last or "")
+        groups[key].job_ids.append(job_id)
+    return sorted(groups.values(), key=lambda g: -g.count)  # stable: first seen first
