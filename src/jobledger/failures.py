@@ -10,12 +10,17 @@ CUDA out of memory. Tried to allocate <n> MiB".
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobledger.ids import job_sort_key, sort_job_ids
+from jobledger.logs import job_logs, last_line
+from jobledger.states import TERMINAL_STATES, State
 
-__all__ = ["FailureGroup", "group_failures", "normalise"]
+__all__ = ["FAILURE_STATES", "FailureGroup", "group_failures", "normalise", "tag_failures"]
+
+FAILURE_STATES = tuple(s for s in TERMINAL_STATES if s is not State.COMPLETED)
 
 _EXAMPLES = 5
 _RULES = (
@@ -61,7 +66,12 @@ class FailureGroup:
     def count(self) -> int:
         return len(self.job_ids)
 
+    @property
+    def examples(self) -> list[str]:
+        return sort_job_ids(self.job_ids)[:_EXAMPLES]
+
     def as_dict(self, number: int) -> dict[str, object]:
+        job_ids = sort_job_ids(self.job_ids)
         return {
             "group": number,
             "count": self.count,
@@ -70,8 +80,8 @@ class FailureGroup:
             "reason": self.reason,
             "message": self.message,
             "sample": self.sample,
-            "examples": sort_job_ids(self.job_ids)[:_EXAMPLES],
-            "job_ids": sort_job_ids(self.job_ids),
+            "examples": job_ids[:_EXAMPLES],
+            "job_ids": job_ids,
         }
 
 
@@ -98,3 +108,18 @@ def group_failures(
             groups[key] = FailureGroup(state, key[1], reason, message, sample=last or "")
         groups[key].job_ids.append(job_id)
     return sorted(groups.values(), key=lambda g: -g.count)  # stable: first seen first
+
+
+def tag_failures(ledger: Any, states: Sequence[State] = FAILURE_STATES) -> list[FailureGroup]:
+    """The failure groups of a tag's jobs in ``states``; the stderr line comes from the
+    record (the tracker keeps it) or, for jobs filed before it did, from the file."""
+    members = ledger.snapshot([s.value for s in states])
+    jobs = []
+    for state in states:
+        for job_id, record in ledger.records(members[state.value]):
+            line = record.get("stderr_last")
+            if line is None:
+                path = job_logs(job_id, record).stderr
+                line = last_line(path) if path else None
+            jobs.append((job_id, state.value, record, line))
+    return group_failures(jobs)

@@ -290,13 +290,14 @@ def launch(
     extra_args: tuple[str, ...] = (),
     max_running: int | None = None,
     extra_fields: Mapping[str, str] | None = None,
+    work_dir: Path | None = None,
     now: datetime,
 ) -> LaunchResult:
     """Submit ``script`` and record its job IDs (journaled if Redis cannot take them)."""
     validate_tag(tag)
     validate_request(time_limit=time_limit, array=array, name=name)
     script = check_script(script)
-    work_dir = Path.cwd()
+    work_dir = work_dir or Path.cwd()
     out = (output_dir or work_dir / "outerr").resolve()
     out.mkdir(parents=True, exist_ok=True)
     request = SubmitRequest(

@@ -76,6 +76,12 @@ return 1
 """
 
 
+_LINK_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSET', KEYS[1], 'resubmit_of', ARGV[1])
+"""
+
+
 def allocate_local_id(client: redis.Redis, layout: KeyLayout = LAYOUT) -> str:
     """A job ID no other local job of this server has: one INCR on the server."""
     return str(int(client.incr(layout.local_job_ids())))
@@ -356,6 +362,15 @@ class Ledger:
             record=dict(record),
             history=[_history_entry(h) for h in history],
         )
+
+    def link_resubmissions(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record that each old job was resubmitted as the new one, on both records
+        (a new record that is not there yet, journaled while Redis was away, is left)."""
+        with self.client.pipeline(transaction=True) as pipe:
+            for old, new in pairs:
+                pipe.hset(self.layout.job_record(self.tag, old), "resubmitted_as", new)
+                pipe.eval(_LINK_LUA, 1, self.layout.job_record(self.tag, new), old)
+            pipe.execute()
 
     def records(
         self, job_ids: Iterable[str], chunk: int = 1000

@@ -52,6 +52,7 @@ for _command in (
     maintenance.server,
     # the scheduler
     submit.launch,
+    submit.resubmit,
     submit.demo,
     tracking.track,
     tracking.adopt,

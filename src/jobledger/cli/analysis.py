@@ -247,25 +247,6 @@ def _print_usage(tag: str, per_state: dict[str, Any], most: list[Any], longest: 
 
 # --- failures ---------------------------------------------------------------------------
 
-FAILURE_STATES = tuple(s for s in TERMINAL_STATES if s is not State.COMPLETED)
-
-
-def failure_groups(ledger: Any, states: list[State]) -> list[Any]:
-    """The failure groups of ``states`` (the stderr line from the record, else the file)."""
-    from jobledger.failures import group_failures
-    from jobledger.logs import job_logs, last_line
-
-    members = ledger.snapshot([s.value for s in states])
-    jobs = []
-    for state in states:
-        for job_id, record in ledger.records(members[state.value]):
-            line = record.get("stderr_last")
-            if line is None:
-                path = job_logs(job_id, record).stderr
-                line = last_line(path) if path else None
-            jobs.append((job_id, state.value, record, line))
-    return group_failures(jobs)
-
 
 @click.command()
 @common
@@ -279,9 +260,11 @@ def failures(**kwargs: Any) -> None:
     """Jobs that ended other than COMPLETED, grouped by state, exit code, reason and
     the last line of stderr (numbers, paths and hex IDs normalised away)."""
     app, (states_text,) = parse(kwargs, "states")
+    from jobledger.failures import FAILURE_STATES, tag_failures
+
     states = _states(states_text, FAILURE_STATES)
     ledger = app.ledger()
-    groups = failure_groups(ledger, states)
+    groups = tag_failures(ledger, states)
     total = sum(g.count for g in groups)
 
     def human() -> None:
@@ -292,7 +275,7 @@ def failures(**kwargs: Any) -> None:
         for number, g in enumerate(groups[:_GROUPS_SHOWN], 1):
             why = " ".join(p for p in (g.reason, g.message) if p) or "(no reason, empty stderr)"
             click.echo(printable(f"{number:>3}. {g.count:>6} x {g.state} {g.exit}: {why}"))
-            examples = g.as_dict(number)["examples"]
+            examples = g.examples
             more = f" (+{g.count - len(examples)} more)" if g.count > len(examples) else ""
             click.echo(printable(f"       e.g. {' '.join(examples)}{more}"))
         if len(groups) > _GROUPS_SHOWN:

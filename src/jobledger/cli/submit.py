@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from jobledger.cli.app import common, parse, scheduler_name, scheduler_option
-from jobledger.cli.render import render_status, render_top
-from jobledger.errors import JobledgerError, UsageError
+from jobledger.cli.render import printable, render_status, render_top
+from jobledger.errors import JobledgerError, NotFound, UsageError
 from jobledger.ledger import utcnow
 
-__all__ = ["demo", "launch"]
+__all__ = ["demo", "launch", "resubmit"]
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -137,6 +138,136 @@ def launch(**kwargs: Any) -> None:
             f"({result.job_ids[0]}{' ... ' + result.job_ids[-1] if count > 1 else ''})",
             result.interrupted,
         )
+
+
+@click.command()
+@common
+@click.argument("job_ids", nargs=-1)
+@click.option(
+    "--state",
+    "states",
+    metavar="STATE[,STATE...]",
+    help="Every job in these states (FAILED,TIMEOUT,...).",
+)
+@click.option(
+    "--group", type=click.IntRange(min=1), help="The jobs of group N of `jobledger failures`."
+)
+@click.option("--again", is_flag=True, help="Also jobs that were resubmitted before.")
+@click.option("--dry-run", is_flag=True, help="Say what would be resubmitted; submit nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (above 10 jobs).")
+def resubmit(**kwargs: Any) -> None:
+    """Submit ended jobs again with the same script, options and arguments.
+
+    Array tasks go again as tasks of one new array (each keeps its index). The old
+    record gets resubmitted_as, the new one resubmit_of.
+    """
+    from jobledger.connection import connect
+    from jobledger.failures import tag_failures
+    from jobledger.ids import validate_job_id
+    from jobledger.launch import launch as do_launch
+    from jobledger.resubmit import plan_resubmission
+    from jobledger.resubmit import resubmit as do_resubmit
+    from jobledger.schedulers import get_scheduler
+    from jobledger.states import parse_states
+
+    app, (job_ids, states_text, group, again, dry_run, yes) = parse(
+        kwargs, "job_ids", "states", "group", "again", "dry_run", "yes"
+    )
+    for job_id in job_ids:
+        validate_job_id(job_id)
+    states = parse_states(states_text) if states_text else []
+    if not (job_ids or states or group):
+        raise UsageError("say which jobs: JOBID..., --state FAILED,TIMEOUT or --group N")
+    ledger = app.ledger()
+    chosen: dict[str, None] = dict.fromkeys(job_ids)
+    for ids in ledger.snapshot([s.value for s in states]).values():
+        chosen.update(dict.fromkeys(ids))
+    if group:
+        groups = tag_failures(ledger)
+        if group > len(groups):
+            raise UsageError(f"there are {len(groups)} failure group(s); no group {group}")
+        chosen.update(dict.fromkeys(groups[group - 1].job_ids))
+    views = [ledger.job(job_id) for job_id in chosen]
+    for view in views:
+        if not (view.in_all or view.record):
+            raise NotFound(f"job {view.job_id} is not in the ledger of tag {ledger.tag!r}")
+    plans, skipped = plan_resubmission(((v.job_id, v.states, v.record) for v in views), again=again)
+    count = sum(len(p.old_ids) for p in plans)
+    if dry_run:
+        app.emit(
+            {
+                "tag": ledger.tag,
+                "dry_run": True,
+                "submissions": [p.describe() for p in plans],
+                "skipped": [vars(s) for s in skipped],
+            },
+            lambda: _print_plans(plans, skipped),
+        )
+        return
+    if count > 10 and not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"resubmitting {count} jobs needs confirmation: pass --yes")
+        click.confirm(f"Resubmit {count} jobs of tag {ledger.tag!r}?", abort=True, err=True)
+    warnings: list[str] = []
+
+    def submit(plan: Any) -> list[str]:
+        single = plan.array is None and len(plan.old_ids) == 1
+        result = do_launch(
+            Path(plan.script),
+            tag=ledger.tag,
+            settings=app.settings,
+            scheduler=get_scheduler(
+                plan.scheduler or scheduler_name(app, None), home=app.settings.home_dir
+            ),
+            connect=lambda: connect(app.settings),
+            name=plan.name or None,
+            time_limit=plan.time_limit,
+            array=plan.array,
+            output_dir=Path(plan.output_dir) if plan.output_dir else None,
+            extra_args=plan.sbatch_args,
+            max_running=plan.max_running,
+            extra_fields={"resubmit_of": plan.old_ids[0]} if single else None,
+            work_dir=Path(plan.work_dir),
+            now=utcnow(),
+        )
+        warnings.extend(result.warnings)
+        if result.journal_note:
+            warnings.append(result.journal_note)
+        return list(result.job_ids)
+
+    done, failed = do_resubmit(plans, submit=submit, link=ledger.link_resubmissions)
+    for warning in warnings:
+        click.echo(f"jobledger: warning: {warning}", err=True)
+    skipped += failed
+
+    def human() -> None:
+        for old, new in done:
+            click.echo(f"{old} -> {new}")
+        for s in skipped:
+            click.echo(printable(f"skipped {s.job_id}: {s.why}"))
+        if not done and not skipped:
+            click.echo("nothing to resubmit")
+
+    app.emit(
+        {
+            "tag": ledger.tag,
+            "resubmitted": [{"old": old, "new": new} for old, new in done],
+            "skipped": [vars(s) for s in skipped],
+        },
+        human,
+    )
+    if failed:
+        raise JobledgerError(f"{len(failed)} job(s) could not be resubmitted (see above)")
+
+
+def _print_plans(plans: list[Any], skipped: list[Any]) -> None:
+    for plan in plans:
+        what = f"array {plan.array}" if plan.array else "1 job"
+        click.echo(printable(f"would resubmit {' '.join(plan.old_ids)}: {plan.script} ({what})"))
+    for s in skipped:
+        click.echo(printable(f"skipped {s.job_id}: {s.why}"))
+    if not plans and not skipped:
+        click.echo("nothing to resubmit")
 
 
 @click.command()
