@@ -84,8 +84,13 @@ def results(
     job_id: str | None = None,
     tag: str | None = None,
     settings: Settings | None = None,
+    heartbeat_s: float | None = None,
 ) -> Results:
-    """The results namespace of this job (found from the environment) or of the job named."""
+    """The results namespace of this job (found from the environment) or of the job named.
+
+    ``heartbeat_s``: also heartbeat every so many seconds from a background thread, so
+    the tracker can tell a hung job (no heartbeat for ``stall_after``) from a slow one.
+    """
     from jobledger.config import resolve
 
     env_tag, env_job = job_from_env()
@@ -105,4 +110,7 @@ def results(
     client = connect(settings, reconnect_s=JOB_RECONNECT_S)
     from jobledger.store import Results
 
-    return Results(client, validate_tag(tag), validate_job_id(job_id))
+    res = Results(client, validate_tag(tag), validate_job_id(job_id))
+    if heartbeat_s is not None:
+        res.start_heartbeat(heartbeat_s)
+    return res

@@ -74,6 +74,8 @@ _FILE_KEYS: dict[str, type] = {
     "scheduler": str,
     "home": str,
     "local_max_running": int,
+    "stall_after": int,
+    "cluster": str,
 }
 _ENV = {
     "url": "JOBLEDGER_URL",
@@ -83,6 +85,8 @@ _ENV = {
     "scheduler": "JOBLEDGER_SCHEDULER",
     "home": "JOBLEDGER_HOME",
     "local_max_running": "JOBLEDGER_LOCAL_MAX_RUNNING",
+    "stall_after": "JOBLEDGER_STALL_AFTER",
+    "cluster": "JOBLEDGER_CLUSTER",
 }
 
 
@@ -102,6 +106,8 @@ class Settings:
     scheduler: str | None = None
     home: str | None = None
     local_max_running: str | None = None
+    stall_after: str | None = None  # seconds without a heartbeat before a job is stalled
+    cluster: str | None = None  # SLURM: submit to this cluster (sbatch -M)
     config_file: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -439,6 +445,17 @@ def resolve(
         raise ConfigError(
             f'{sources["local_max_running"]}: "local_max_running" must be a whole number '
             f"from 1 to 99999, got {running!r}"
+        )
+    stall = values.get("stall_after")
+    if stall is not None and not (stall.isascii() and stall.isdigit()):
+        raise ConfigError(
+            f'{sources["stall_after"]}: "stall_after" must be a whole number of seconds '
+            f"(0: never call a job stalled), got {stall!r}"
+        )
+    cluster = values.get("cluster")
+    if cluster is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cluster):
+        raise ConfigError(
+            f'{sources["cluster"]}: "cluster" must be a SLURM cluster name, got {cluster!r}'
         )
     if "url" in values:
         _check_url(values["url"], sources["url"])

@@ -291,6 +291,7 @@ def launch(
     max_running: int | None = None,
     extra_fields: Mapping[str, str] | None = None,
     work_dir: Path | None = None,
+    cluster: str | None = None,
     now: datetime,
 ) -> LaunchResult:
     """Submit ``script`` and record its job IDs (journaled if Redis cannot take them)."""
@@ -311,6 +312,7 @@ def launch(
         array=array,
         extra_args=extra_args,
         max_running=max_running,
+        cluster=cluster,
     )
     warnings: tuple[str, ...] = ()
     if scheduler.remote_nodes and request.env.get("JOBLEDGER_URL", "").startswith("unix://"):

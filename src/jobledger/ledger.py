@@ -76,6 +76,28 @@ return 1
 """
 
 
+# A stalled job stays in PENDING_AND_RUNNING (its scheduler still runs it): the record
+# says since when, the stalled set counts them, the event stream tells watchers.
+_STALL_LUA = """
+if ARGV[2] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[2] then return -1 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
+  redis.call('SREM', KEYS[3], ARGV[1])
+  return 0
+end
+local event = 'stalled'
+if ARGV[3] == '' then
+  event = 'recovered'
+  redis.call('HDEL', KEYS[2], 'stalled_since')
+  redis.call('SREM', KEYS[3], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], 'stalled_since', ARGV[3])
+  redis.call('SADD', KEYS[3], ARGV[1])
+end
+redis.call('XADD', KEYS[4], '*', 'job', ARGV[1], 'from', 'PENDING_AND_RUNNING',
+           'to', 'PENDING_AND_RUNNING', 'at', ARGV[4], 'by', 'tracker', 'event', event)
+return 1
+"""
+
 _LINK_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSET', KEYS[1], 'resubmit_of', ARGV[1])
@@ -191,6 +213,7 @@ class Ledger:
         self._submit = client.register_script(_SUBMIT_LUA)
         self._move = client.register_script(_MOVE_LUA)
         self._update = client.register_script(_UPDATE_LUA)
+        self._stall = client.register_script(_STALL_LUA)
         self._forget_script = client.register_script(_FORGET_LUA)
         self._trim_script = client.register_script(_TRIM_LUA)
 
@@ -305,6 +328,31 @@ class Ledger:
                 self.layout.tracker_fence(self.tag),
             ],
             args=[job_id, fence or "", *flat],
+            client=pipeline or self.client,
+        )
+
+    def set_stalled(
+        self,
+        job_id: str,
+        *,
+        since: str | None,
+        now: datetime,
+        fence: str | None = None,
+        pipeline: redis.client.Pipeline | None = None,
+    ) -> Any:
+        """Mark a running job stalled (``since``: its last heartbeat) or, with ``since``
+        None, no longer stalled; an event either way.  Fenced like ``move``: 1 done, 0 the
+        job is not running (it only leaves the stalled set), -1 the fence is stale."""
+        t = self.tag
+        return self._stall(
+            keys=[
+                self.layout.state_set(t, State.PENDING_AND_RUNNING),
+                self.layout.job_record(t, job_id),
+                self.layout.stalled_jobs(t),
+                self.layout.events(t),
+                self.layout.tracker_fence(t),
+            ],
+            args=[job_id, fence or "", since or "", isoformat(now)],
             client=pipeline or self.client,
         )
 

@@ -41,6 +41,7 @@ class Plan:
     sbatch_args: tuple[str, ...]
     max_running: int | None
     array: str | None  # the tasks to rerun as an array spec ("3,17,42%5"), or None
+    cluster: str | None = None  # SLURM: the cluster the job ran on
     old_ids: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
@@ -50,6 +51,7 @@ class Plan:
             "work_dir": self.work_dir,
             "name": self.name,
             "array": self.array,
+            "cluster": self.cluster,
             "time_limit": self.time_limit,
             "sbatch_args": list(self.sbatch_args),
             "jobs": self.old_ids,
@@ -95,6 +97,7 @@ def plan_resubmission(
             record.get("time_limit"),
             args,
             max_running,
+            record.get("cluster"),
             base if task else job_id,  # tasks of one array go again together
         )
         if key not in plans:
@@ -108,6 +111,7 @@ def plan_resubmission(
                 sbatch_args=args,
                 max_running=int(max_running) if max_running and max_running.isdigit() else None,
                 array=None,
+                cluster=record.get("cluster"),
             )
             throttle = array_throttle(record["array"]) if record.get("array") else None
             plans[key].array = f"%{throttle}" if throttle and task else None

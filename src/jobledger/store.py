@@ -9,7 +9,10 @@ never walk the whole keyspace.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Union
@@ -20,6 +23,8 @@ from jobledger.errors import InvalidValue
 from jobledger.ids import is_job_id, validate_job_id, validate_result_key, validate_tag
 from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.states import REQUEUEABLE_STATES, State
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Results",
@@ -62,6 +67,7 @@ redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], v, ARGV[3])
 redis.call('ZADD', KEYS[5], v, ARGV[5])
 redis.call('SADD', KEYS[6], ARGV[6])
+redis.call('ZADD', KEYS[7], ARGV[7], ARGV[4])
 return tostring(v)
 """
 
@@ -147,6 +153,7 @@ class Results:
         self.tag = validate_tag(tag)
         self.job_id = validate_job_id(job_id)
         self._incr = client.register_script(_INCR_LUA)
+        self._beat_stop: threading.Event | None = None
 
     @property
     def prefix(self) -> str:
@@ -170,6 +177,7 @@ class Results:
                 self._write(pipe, key, value)
             pipe.sadd(self.layout.indexed_jobs(self.tag), self.job_id)
             pipe.sadd(self.layout.tags_registry(), self.tag)
+            pipe.zadd(self.layout.heartbeats(self.tag), {self.job_id: time.time()})
             pipe.execute()
 
     def set(self, key: str, value: Value) -> None:
@@ -214,8 +222,17 @@ class Results:
                     self.layout.job_numeric(t, j),
                     self.layout.tag_numeric(t),
                     self.layout.tags_registry(),
+                    self.layout.heartbeats(t),
                 ],
-                args=[amount, kind, key, j, self.layout.tag_numeric_member(j, key), t],
+                args=[
+                    amount,
+                    kind,
+                    key,
+                    j,
+                    self.layout.tag_numeric_member(j, key),
+                    t,
+                    repr(time.time()),
+                ],
             )
         )
 
@@ -229,6 +246,43 @@ class Results:
         if "NaN or Infinity" in text:
             return InvalidValue(f"cannot incr {key!r}: the sum would not be a finite number")
         return exc
+
+    def heartbeat(self) -> None:
+        """Say "still alive" without writing a result: one ZADD.
+
+        Every ``set``/``update``/``incr`` is a heartbeat too.  The tracker marks a
+        running job stalled when its last heartbeat is older than ``stall_after``;
+        jobs that never heartbeat are never called stalled.
+        """
+        self.client.zadd(self.layout.heartbeats(self.tag), {self.job_id: time.time()})
+
+    def start_heartbeat(self, interval_s: float) -> None:
+        """Heartbeat every ``interval_s`` seconds from a daemon thread, until
+        :meth:`stop_heartbeat` or the end of the process.  A failed heartbeat (Redis
+        restarting) is logged and retried at the next interval; it never ends the job."""
+        if interval_s <= 0:
+            raise InvalidValue(f"heartbeat interval must be > 0 seconds, got {interval_s!r}")
+        self.stop_heartbeat()
+        stop = threading.Event()
+
+        def beat() -> None:
+            while True:
+                try:
+                    self.heartbeat()
+                except redis.RedisError as exc:
+                    log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
+                if stop.wait(interval_s):
+                    return
+
+        self._beat_stop = stop
+        thread = threading.Thread(target=beat, name=f"jobledger-heartbeat-{self.job_id}")
+        thread.daemon = True
+        thread.start()
+
+    def stop_heartbeat(self) -> None:
+        if self._beat_stop is not None:
+            self._beat_stop.set()
+            self._beat_stop = None
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The stored value as text (bytes that are not UTF-8 come back surrogate-escaped)."""

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import redis
 
 from jobledger.errors import JobledgerError, RedisUnavailable, SchedulerError, UsageError
-from jobledger.ids import is_job_id
+from jobledger.ids import is_job_id, job_sort_key
 from jobledger.journal import Journal
 from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.ledger import Ledger, Transition, isoformat, utcnow
@@ -141,6 +141,8 @@ class TrackerSettings:
     lease_ttl_s: float = 90.0
     max_backoff_s: float = 300.0
     query_chunk: int = 1000  # jobs per scheduler query; the lease is renewed between them
+    stall_after_s: float = 3600.0  # a running job's heartbeat older than this: stalled (0: off)
+    cancel_stalled: bool = False  # cancel stalled jobs through their scheduler
 
 
 @dataclass
@@ -159,6 +161,9 @@ class PassReport:
     degraded: str | None = None
     replayed: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
+    stalled: list[str] = field(default_factory=list)  # newly stalled this pass
+    recovered: list[str] = field(default_factory=list)  # heartbeating again
+    cancelled: list[str] = field(default_factory=list)  # stalled jobs cancelled
 
 
 def info_fields(info: JobInfo) -> dict[str, Any]:
@@ -471,10 +476,103 @@ class Tracker:
                     report.moved.append((tr.job_id, tr.source.value, tr.target.value))
                     log.info("%s %s: %s -> %s", tag, tr.job_id, tr.source, tr.target)
             report.updated = _again_if_restarted(self._update, ledger, updates, token)
+            if self.settings.stall_after_s > 0:
+                running = {j for j, st in watched.items() if st is State.PENDING_AND_RUNNING}
+                running -= {tr.job_id for tr in moves}
+                self._stalls(ledger, token, running, records, report, now)
         for job_id, why in report.problems:
             log.warning("tag %s, job %s: skipped: %s", tag, job_id or "(unknown)", why)
         if self._write_status(tag, report, now, token=token) == -1:
             raise LostLease(tag)
+
+    def _stalls(
+        self,
+        ledger: Ledger,
+        token: str,
+        running: set[str],
+        records: Mapping[str, Mapping[str, str]],
+        report: PassReport,
+        now: datetime,
+    ) -> None:
+        """Mark running jobs whose last heartbeat is older than stall_after; clear those
+        heartbeating again; forget heartbeats of jobs that ended.  Reads only the stale
+        end of the heartbeat index and the (small) stalled set, not every job."""
+        beats, stalled_set = (
+            self.layout.heartbeats(ledger.tag),
+            self.layout.stalled_jobs(ledger.tag),
+        )
+        threshold = now.timestamp() - self.settings.stall_after_s
+        stale = dict(_pairs(self.client.zrangebyscore(beats, "-inf", threshold, withscores=True)))
+        stalled = {str(j) for j in self.client.smembers(stalled_set)}
+        marks: dict[str, str | None] = {}
+        for job_id, beat in stale.items():
+            if job_id in running and job_id not in stalled:
+                moment = datetime.fromtimestamp(beat, tz=now.tzinfo)
+                marks[job_id] = isoformat(moment)
+        recovered = [j for j in stalled if j in running and j not in stale]
+        marks.update(dict.fromkeys(recovered))
+        gone = [j for j in stalled | set(stale) if j not in running]
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id, since in marks.items():
+                ledger.set_stalled(job_id, since=since, now=now, fence=token, pipeline=pipe)
+            if gone:
+                # Ended (or never a running job): its heartbeat no longer means anything.
+                pipe.zrem(beats, *[j for j in gone if j in stale])
+                pipe.srem(stalled_set, *[j for j in gone if j in stalled])
+            replies = pipe.execute()
+        for (job_id, since), reply in zip(marks.items(), replies, strict=False):
+            if reply == -1:
+                raise LostLease(ledger.tag)
+            if reply == 1:
+                (report.stalled if since else report.recovered).append(job_id)
+                log.warning(
+                    "%s %s: %s",
+                    ledger.tag,
+                    job_id,
+                    f"stalled: no heartbeat since {since}" if since else "heartbeating again",
+                )
+        if self.settings.cancel_stalled:
+            self._cancel_stalled(
+                ledger,
+                token,
+                (stalled - set(recovered)) & running | set(report.stalled),
+                records,
+                report,
+                now,
+            )
+
+    def _cancel_stalled(
+        self,
+        ledger: Ledger,
+        token: str,
+        job_ids: set[str],
+        records: Mapping[str, Mapping[str, str]],
+        report: PassReport,
+        now: datetime,
+    ) -> None:
+        """Cancel stalled jobs through their scheduler, once each (the record keeps when)."""
+        by_backend: dict[str, dict[str, Mapping[str, str]]] = {}
+        for job_id in sorted(job_ids, key=job_sort_key):
+            record = records.get(job_id, {})
+            if record.get("stall_cancelled_at"):
+                continue
+            name = record.get("scheduler") or self.default_scheduler
+            by_backend.setdefault(name, {})[job_id] = record
+        for name, jobs in by_backend.items():
+            self._renew(ledger.tag, token)
+            try:
+                self.scheduler(name).cancel(jobs)
+            except JobledgerError as exc:
+                report.problems += [(j, f"cancel of a stalled job failed: {exc}") for j in jobs]
+                continue
+            stamp = {"stall_cancelled_at": now}
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in jobs:
+                    ledger.update_record(
+                        job_id, State.PENDING_AND_RUNNING, stamp, fence=token, pipeline=pipe
+                    )
+                pipe.execute()
+            report.cancelled += list(jobs)
 
     def _update(
         self, ledger: Ledger, updates: Mapping[str, tuple[State, dict[str, Any]]], token: str
@@ -554,6 +652,10 @@ class Tracker:
         for lease in self.leases.values():
             with contextlib.suppress(redis.RedisError):  # otherwise it expires by itself
                 lease.release()
+
+
+def _pairs(reply: Any) -> list[tuple[str, float]]:
+    return [(str(member), float(score)) for member, score in reply or []]
 
 
 def backoff(interval_s: float, failures: int, cap_s: float) -> float:

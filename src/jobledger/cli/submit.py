@@ -89,6 +89,7 @@ def launch(**kwargs: Any) -> None:
             array=array,
             extra_args=extra,
             max_running=max_running,
+            cluster=app.settings.cluster,
         )
         argv = scheduler.describe(request)
         data: dict[str, Any] = {
@@ -119,6 +120,7 @@ def launch(**kwargs: Any) -> None:
         output_dir=output_dir,
         extra_args=tuple(extra),
         max_running=max_running,
+        cluster=app.settings.cluster,
         now=utcnow(),
     )
     for warning in (*result.warnings, *([result.journal_note] if result.journal_note else [])):
@@ -228,6 +230,7 @@ def resubmit(**kwargs: Any) -> None:
             max_running=plan.max_running,
             extra_fields={"resubmit_of": plan.old_ids[0]} if single else None,
             work_dir=Path(plan.work_dir),
+            cluster=plan.cluster,
             now=utcnow(),
         )
         warnings.extend(result.warnings)
@@ -236,7 +239,7 @@ def resubmit(**kwargs: Any) -> None:
         return list(result.job_ids)
 
     done, failed = do_resubmit(plans, submit=submit, link=ledger.link_resubmissions)
-    for warning in warnings:
+    for warning in dict.fromkeys(warnings):  # once, not once per submission
         click.echo(f"jobledger: warning: {warning}", err=True)
     skipped += failed
 

@@ -12,7 +12,7 @@ import click
 
 from jobledger.cli.app import common, parse, scheduler_factory, scheduler_name, scheduler_option
 from jobledger.cli.render import printable
-from jobledger.errors import NotFound
+from jobledger.errors import NotFound, UsageError
 from jobledger.ids import job_sort_key, sort_job_ids
 from jobledger.ledger import utcnow
 from jobledger.states import State
@@ -49,6 +49,14 @@ def _configure_logging(level: int) -> None:
     show_default=True,
     help="Seconds a job may be unknown to the scheduler before it is filed as LOST.",
 )
+@click.option(
+    "--stall-after",
+    "stall_after_s",
+    type=click.FloatRange(min=0),
+    help="Seconds without a heartbeat before a running job is marked stalled "
+    "(default: stall_after in the config, else 3600; 0: never).",
+)
+@click.option("--cancel-stalled", is_flag=True, help="Cancel stalled jobs through their scheduler.")
 @click.option("--quiet", "-q", is_flag=True, help="Log warnings only.")
 @click.option(
     "--lease-ttl",
@@ -64,16 +72,24 @@ def track(**kwargs: Any) -> None:
     from jobledger.connection import connection_target
     from jobledger.tracker import Tracker, TrackerSettings
 
-    app, (chosen, once, all_tags, interval_s, lost_grace_s, quiet, lease_ttl_s) = parse(
+    app, options = parse(
         kwargs,
         "scheduler",
         "once",
         "all_tags",
         "interval_s",
         "lost_grace_s",
+        "stall_after_s",
+        "cancel_stalled",
         "quiet",
         "lease_ttl_s",
     )
+    chosen, once, all_tags, interval_s, lost_grace_s, stall_after_s, cancel_stalled = options[:7]
+    quiet, ttl = options[7:]
+    if stall_after_s is None:
+        stall_after_s = float(app.settings.stall_after or 3600)
+    if cancel_stalled and not stall_after_s:
+        raise UsageError("--cancel-stalled needs stall detection on (--stall-after > 0)")
     if all_tags:
 
         def tags() -> list[str]:
@@ -92,7 +108,11 @@ def track(**kwargs: Any) -> None:
         default_scheduler=scheduler_name(app, chosen),
         home=app.settings.home_dir,
         settings=TrackerSettings(
-            interval_s=interval_s, lost_grace_s=lost_grace_s, lease_ttl_s=lease_ttl_s
+            interval_s=interval_s,
+            lost_grace_s=lost_grace_s,
+            lease_ttl_s=ttl,
+            stall_after_s=stall_after_s,
+            cancel_stalled=cancel_stalled,
         ),
         journal_target=connection_target(app.settings),
     )
@@ -114,6 +134,12 @@ def track(**kwargs: Any) -> None:
                 click.echo(f"{r.tag}: checked {r.checked}, moved {len(r.moved)}{mode}")
                 for job_id, source, target in r.moved:
                     click.echo(f"  {job_id}: {source} -> {target}")
+                for job_id in r.stalled:
+                    click.echo(f"  {job_id}: stalled (no heartbeat for {stall_after_s:g} s)")
+                for job_id in r.recovered:
+                    click.echo(f"  {job_id}: heartbeating again")
+                if r.cancelled:
+                    click.echo(f"  cancel requested for stalled: {' '.join(r.cancelled)}")
                 for job_id, why in r.problems:
                     click.echo(printable(f"  skipped {job_id or 'the tag'}: {why}"))
 
@@ -151,13 +177,16 @@ def adopt(**kwargs: Any) -> None:
     ledger = app.ledger()
     name_used = scheduler_name(app, chosen)
     scheduler = get_scheduler(name_used, home=app.settings.home_dir)
-    found = scheduler.find_by_name(name or ledger.tag, since=since)
+    cluster = app.settings.cluster if scheduler.allocates_ids else None
+    found = scheduler.find_by_name(name or ledger.tag, since=since, cluster=cluster)
     known = {str(j) for j in app.client.smembers(ledger.layout.all_set(ledger.tag))}
     new = [info for info in found if info.job_id not in known]
     now = utcnow()
     with app.client.pipeline(transaction=False) as pipe:
         for info in new:
             fields = {"scheduler": name_used, "name": name or ledger.tag, "adopted": "yes"}
+            if cluster:
+                fields["cluster"] = cluster
             ledger.record_submission(
                 info.job_id, now=now, by="adopt", fields=fields | info_fields(info), pipeline=pipe
             )

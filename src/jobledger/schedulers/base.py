@@ -59,6 +59,7 @@ class SubmitRequest:
     extra_args: Sequence[str] = ()
     job_id: str | None = None  # allocated by the ledger, for backends that take one
     max_running: int | None = None  # local scheduler: how many jobs may run at once
+    cluster: str | None = None  # SLURM: the cluster to submit to (sbatch --clusters)
 
 
 @dataclass(frozen=True)
@@ -118,4 +119,8 @@ class Scheduler(Protocol):
         """Cancel jobs; returns those that had already ended (nothing was sent to them)."""
         ...
 
-    def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]: ...
+    def find_by_name(
+        self, name: str, *, since: datetime | None = None, cluster: str | None = None
+    ) -> list[JobInfo]:
+        """Jobs the scheduler knows by ``name`` (SLURM: on ``cluster``, else the default)."""
+        ...

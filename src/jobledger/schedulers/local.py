@@ -405,7 +405,9 @@ class LocalScheduler:
                 os.kill(sup.pid, signal.SIGUSR1)  # look at the cancel requests now
         return ended
 
-    def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]:
+    def find_by_name(
+        self, name: str, *, since: datetime | None = None, cluster: str | None = None
+    ) -> list[JobInfo]:
         found = []
         for local_dir in self._submission_dirs():
             meta = read_json(local_dir / "meta.json") or {}

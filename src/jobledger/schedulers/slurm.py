@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jobledger.errors import SchedulerError
 from jobledger.ids import job_sort_key
-from jobledger.logs import escape, output_options, sbatch_directives
+from jobledger.logs import escape, find_options, output_options, sbatch_directives
 from jobledger.schedulers.base import JobInfo, QueryResult, Records, Submission, SubmitRequest
 from jobledger.schedulers.slurm_parsers import (
     SQUEUE_FORMAT,
@@ -41,6 +41,7 @@ PREFIX_EXPORT = (
     "  # added by jobledger launch"
 )
 _SHELLS = ("sh", "bash", "zsh", "ksh", "dash")
+_CLUSTER_OPTION = {"clusters": ("--clusters", "-M"), "cluster": ("--cluster", "")}
 
 
 def with_prefix_export(script_text: str) -> str:
@@ -151,6 +152,9 @@ class SlurmScheduler:
             argv.append(f"--time={request.time_limit}")
         if request.array:
             argv.append(f"--array={request.array}")
+        given = find_options(request.extra_args, _CLUSTER_OPTION)
+        if request.cluster and "clusters" not in given:
+            argv.append(f"--clusters={request.cluster}")
         return argv + list(request.extra_args)
 
     def submit(self, request: SubmitRequest) -> Submission:
@@ -174,23 +178,32 @@ class SlurmScheduler:
     # --- query ------------------------------------------------------------------
 
     def query(self, jobs: Records) -> QueryResult:
-        wanted = set(jobs)
-        bases = sorted({_base_id(j) for j in wanted}, key=job_sort_key)
+        """One sacct call per cluster and chunk of jobs (``-M`` for jobs whose record
+        names a cluster), then one more per chunk of ended jobs for their usage."""
+        by_cluster: dict[str, set[str]] = {}
+        for job_id, record in jobs.items():
+            by_cluster.setdefault(record.get("cluster") or "", set()).add(job_id)
         found: dict[str, JobInfo] = {}
         problems: list[tuple[str, str]] = []
         degraded: str | None = None
-        for start in range(0, len(bases), self.chunk_size):
-            chunk = ",".join(bases[start : start + self.chunk_size])
-            rows, bad, degraded = self._accounted(["-j", chunk], ["-j", chunk], degraded)
+        for cluster, wanted in sorted(by_cluster.items()):
+            where = ["-M", cluster] if cluster else []
+            bases = sorted({_base_id(j) for j in wanted}, key=job_sort_key)
+            rows: dict[str, JobInfo] = {}
+            for start in range(0, len(bases), self.chunk_size):
+                chunk = ",".join(bases[start : start + self.chunk_size])
+                selection = [*where, "-j", chunk]
+                part, bad, degraded = self._accounted(selection, selection, degraded)
+                rows.update(part)
+                problems += bad
+            rows = {j: info for j, info in rows.items() if j in wanted}
+            if degraded is None:
+                rows = self._with_usage(rows, problems, where)
             found.update(rows)
-            problems += bad
-        found = {j: info for j, info in found.items() if j in wanted}
-        if degraded is None:
-            found = self._with_usage(found, problems)
         return QueryResult(found, degraded, tuple(problems))
 
     def _with_usage(
-        self, found: dict[str, JobInfo], problems: list[tuple[str, str]]
+        self, found: dict[str, JobInfo], problems: list[tuple[str, str]], where: list[str]
     ) -> dict[str, JobInfo]:
         """Ended jobs get what accounting measured: one more sacct (with steps) per chunk."""
         ended = sorted(
@@ -198,7 +211,8 @@ class SlurmScheduler:
         )
         for start in range(0, len(ended), self.chunk_size):
             chunk = ",".join(ended[start : start + self.chunk_size])
-            proc = self._run(["sacct", "-P", "-n", "-o", ",".join(USAGE_FIELDS), "-j", chunk])
+            argv = ["sacct", "-P", "-n", "-o", ",".join(USAGE_FIELDS), *where, "-j", chunk]
+            proc = self._run(argv)
             if proc.returncode != 0:
                 problems.append(("", f"sacct (usage) failed: {_first_line(proc.stderr)}"))
                 continue
@@ -239,17 +253,24 @@ class SlurmScheduler:
     # --- cancel / find ----------------------------------------------------------
 
     def cancel(self, jobs: Records) -> list[str]:
-        proc = self._run(["scancel", *jobs])
-        if proc.returncode != 0:
-            raise SchedulerError(f"scancel: {parse_sbatch_error(proc.stderr)}")
+        """One scancel per cluster (``-M`` for jobs whose record names one)."""
+        by_cluster: dict[str, list[str]] = {}
+        for job_id, record in jobs.items():
+            by_cluster.setdefault(record.get("cluster") or "", []).append(job_id)
+        for cluster, ids in sorted(by_cluster.items()):
+            proc = self._run(["scancel", *(["-M", cluster] if cluster else []), *ids])
+            if proc.returncode != 0:
+                raise SchedulerError(f"scancel: {parse_sbatch_error(proc.stderr)}")
         return []
 
-    def find_by_name(self, name: str, *, since: datetime | None = None) -> list[JobInfo]:
+    def find_by_name(
+        self, name: str, *, since: datetime | None = None, cluster: str | None = None
+    ) -> list[JobInfo]:
         """Jobs named ``name``: sacct since ``since`` (default 7 days), plus what squeue
         knows (sacct with a start time does not list jobs that were never eligible to
         run, such as pending or held ones)."""
         start = (since or datetime.now() - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S")
-        selection = [f"--name={name}"]
+        selection = [*(["-M", cluster] if cluster else []), f"--name={name}"]
         found, _, degraded = self._accounted([*selection, "-S", start], selection, None)
         if degraded is None:
             queued, _ = self._squeue(selection)

@@ -280,8 +280,8 @@ def _parse_rows(
     """
     jobs: dict[str, JobInfo] = {}
     for line in text.splitlines():
-        if not line.strip() or line.strip() == header:
-            continue
+        if not line.strip() or line.strip() == header or line.startswith("CLUSTER: "):
+            continue  # squeue -M heads each cluster's rows with "CLUSTER: <name>"
         try:
             _parse_row(line, columns, jobs)
         except ParseError as exc:
