@@ -486,6 +486,8 @@ def test_config_shows_each_setting_and_its_source_with_the_password_masked(
         config_row("scheduler", default_name(), f"default ({_sbatch_reason()})"),
         config_row("home", str(bare_cli.cwd), "current directory"),
         config_row("local_max_running", "64", "env JOBLEDGER_LOCAL_MAX_RUNNING"),
+        config_row("stall_after", "", ""),
+        config_row("cluster", "", ""),
         config_row("config_file", "", ""),
     ]
     data = parsed(as_json)

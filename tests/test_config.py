@@ -333,7 +333,7 @@ def test_unknown_key_in_jobledger_toml_is_an_error_naming_the_key(exp: Path, no_
     with pytest.raises(ConfigError) as info:
         resolve({}, env=NO_ENV, cwd=exp, user_config=no_user)
     assert str(info.value).startswith(
-        f'{toml}: unknown setting "hots" (known: home, local_max_running, namespace,'
+        f'{toml}: unknown setting "hots" (known: cluster, home, local_max_running, namespace,'
     )
 
 

@@ -1191,7 +1191,7 @@ def test_sigkilled_slurm_jobs_are_filed_as_sacct_says(
     status = track_slurm_until(
         jl, tag, lambda s: s["counts"][P] == 0, 120, "the killed jobs to be filed"
     )
-    sacct = SlurmScheduler().query(list(ids.values())).jobs
+    sacct = SlurmScheduler().query({job_id: {} for job_id in ids.values()}).jobs
     expected = {job_id: sacct[job_id].state.value for job_id in ids.values()}
     assert expected[ids["no results"]] == expected[ids["partial"]] == "FAILED", sacct
     assert_consistent(client, tag, expected)

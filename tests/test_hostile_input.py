@@ -627,7 +627,7 @@ def test_cleanup_of_tag_a_touches_no_other_tag_or_namespace(
         "a-1:seed1",
         "a-11:seed11",
         "a-1_2:seed1_2",
-        *(f"jobledger:a:{kind}" for kind in ("events", "indexed", "numeric")),
+        *(f"jobledger:a:{kind}" for kind in ("events", "indexed", "numeric", "heartbeats")),
         *(f"jobledger:a:{k}:{j}" for k in ("job", "history", "index", "numeric") for j in "12"),
     }
     changed = {k for k in after if after[k] != before[k]}

@@ -53,6 +53,7 @@ JOB_KEYS = (
     "~jobledger:t:indexed",
     "~jobledger:t:numeric",
     "~jobledger:t:numeric:*",
+    "~jobledger:t:heartbeats",
     "~jobledger:tags",
     "%R~t_*",
 )

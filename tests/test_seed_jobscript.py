@@ -110,8 +110,12 @@ def test_the_seed_job_script_writes_where_jobledger_reads(
         if scheduler == "slurm":
             subprocess.run(["scancel", job_id], capture_output=True, check=False)
     assert status["jobs"]["COMPLETED"] == [job_id], status
-    # jobledger's own --output (on sbatch's command line) wins over the script's #SBATCH.
-    out = (cli.cwd / "outerr" / f"{tag}-{job_id}.out").read_text()
+    # SLURM writes where the script's own #SBATCH --output says; the local scheduler
+    # writes outerr/<name>-<id>.out. The record says which, and `logs` reads it.
+    expected = f"seed-{job_id}.out" if scheduler == "slurm" else f"{tag}-{job_id}.out"
+    paths = json.loads(cli("show", job_id, "--tag", tag, "--json").out)["logs"]
+    assert paths["stdout"] == str(cli.cwd / "outerr" / expected)
+    out = cli("logs", job_id, "--tag", tag).out
     assert f"Job prefix: {tag}-{job_id}" in out, out
     last = json.loads(cli("last", "--tag", tag, "--json").out)
     assert last["job_id"] == job_id

@@ -502,7 +502,9 @@ class Ledger:
             report.events = int(
                 self._trim_script(keys=[self.layout.events(t)], args=[f"{ms}-{int(seq) + 1}"])
             )
-        doomed.append(self.layout.tracker_status(t))
+        # The jobs are gone from the ledger: so is what the tracker knew of their liveness.
+        doomed += [self.layout.tracker_status(t), self.layout.heartbeats(t)]
+        doomed.append(self.layout.stalled_jobs(t))
         for start in range(0, len(doomed), 500):
             report.keys_deleted += int(self.client.unlink(*doomed[start : start + 500]))
         if purge_results_too:

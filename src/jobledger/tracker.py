@@ -502,8 +502,12 @@ class Tracker:
             self.layout.stalled_jobs(ledger.tag),
         )
         threshold = now.timestamp() - self.settings.stall_after_s
-        stale = dict(_pairs(self.client.zrangebyscore(beats, "-inf", threshold, withscores=True)))
-        stalled = {str(j) for j in self.client.smembers(stalled_set)}
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(beats, "-inf", threshold, withscores=True)
+            pipe.smembers(stalled_set)
+            old_beats, members = pipe.execute()
+        stale = dict(_pairs(old_beats))
+        stalled = {str(j) for j in members}
         marks: dict[str, str | None] = {}
         for job_id, beat in stale.items():
             if job_id in running and job_id not in stalled:

@@ -37,7 +37,7 @@ USAGE_FIELDS = (
 """The record fields a job's usage is stored in (the last two derived)."""
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
-_MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGTP]?)([cn]?)", re.IGNORECASE)
+_MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)([KMGTP]?)([a-z?]?)", re.IGNORECASE)
 _CPU_TIME = re.compile(r"(?:([0-9]+)-)?(?:([0-9]+):)?([0-9]+):([0-9]+(?:\.[0-9]+)?)")
 
 
@@ -114,11 +114,15 @@ def usage_from_record(record: Mapping[str, str]) -> Usage | None:
 # --- SLURM's spellings (pure parsers, shared by the SLURM backend and the local one) ---
 
 
-def parse_memory(text: str, *, cpus: int | None = None, nodes: int | None = None) -> int | None:
+def parse_memory(
+    text: str, *, cpus: int | None = None, nodes: int | None = None, unit: str = ""
+) -> int | None:
     """``217252K`` / ``1.5G`` / ``4000Mc`` -> bytes; ``""`` and ``0`` -> None.
 
     A ``c`` suffix (per CPU, sacct before 21.08) is multiplied by ``cpus``, ``n`` (per
-    node) by ``nodes``; a number without unit is in bytes for MaxRSS as sacct prints it.
+    node) by ``nodes``; any other suffix (sacct prints ``16?`` for a request it cannot
+    name) means the size is unknown: None.  A number without unit is in ``unit``
+    (bytes for MaxRSS, megabytes for ReqMem, as sacct and sbatch count them).
     """
     text = text.strip()
     if not text:
@@ -126,12 +130,14 @@ def parse_memory(text: str, *, cpus: int | None = None, nodes: int | None = None
     match = _MEMORY.fullmatch(text)
     if match is None:
         raise ParseError(f"bad memory size {text!r}")
-    value = float(match[1]) * _UNITS[match[2].upper()]
+    value = float(match[1]) * _UNITS[(match[2] or unit).upper()]
     per = match[3].lower()
     if per == "c":
         value *= cpus or 1
     elif per == "n":
         value *= nodes or 1
+    elif per:
+        return None
     return int(value) or None
 
 

@@ -7,6 +7,7 @@ jobs for slurmctld's MinJobAge), and the result says it is degraded.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from dataclasses import replace
@@ -31,6 +32,8 @@ from jobledger.schedulers.slurm_parsers import (
 from jobledger.specs import expand_array_spec, read_head
 
 __all__ = ["SlurmScheduler", "with_prefix_export"]
+
+log = logging.getLogger(__name__)
 
 # Seed-style bash scripts read JOB_SPECIFIC_PREFIX; the job ID only exists once
 # the job runs, so launch adds this line after the #SBATCH header.
@@ -198,13 +201,11 @@ class SlurmScheduler:
                 problems += bad
             rows = {j: info for j, info in rows.items() if j in wanted}
             if degraded is None:
-                rows = self._with_usage(rows, problems, where)
+                rows = self._with_usage(rows, where)
             found.update(rows)
         return QueryResult(found, degraded, tuple(problems))
 
-    def _with_usage(
-        self, found: dict[str, JobInfo], problems: list[tuple[str, str]], where: list[str]
-    ) -> dict[str, JobInfo]:
+    def _with_usage(self, found: dict[str, JobInfo], where: list[str]) -> dict[str, JobInfo]:
         """Ended jobs get what accounting measured: one more sacct (with steps) per chunk."""
         ended = sorted(
             {_base_id(j) for j, i in found.items() if i.state.is_terminal}, key=job_sort_key
@@ -214,10 +215,11 @@ class SlurmScheduler:
             argv = ["sacct", "-P", "-n", "-o", ",".join(USAGE_FIELDS), *where, "-j", chunk]
             proc = self._run(argv)
             if proc.returncode != 0:
-                problems.append(("", f"sacct (usage) failed: {_first_line(proc.stderr)}"))
+                log.warning("sacct (usage) failed: %s", _first_line(proc.stderr))
                 continue
             usage, bad = parse_sacct_usage(proc.stdout)
-            problems += bad
+            for _, why in bad:  # never skips the job: its usage is simply not recorded
+                log.warning("sacct usage row skipped: %s", why)
             for job_id, measured in usage.items():
                 if job_id in found and found[job_id].state.is_terminal:
                     found[job_id] = replace(found[job_id], usage=measured)

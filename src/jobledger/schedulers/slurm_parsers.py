@@ -13,15 +13,18 @@ of the machine that ran the command, exactly as SLURM prints it; this assumes th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import Any, TypeVar
 
 from jobledger.errors import ParseError
 from jobledger.schedulers.base import JobInfo
 from jobledger.specs import expand_array_spec
 from jobledger.states import State
 from jobledger.usage import Usage, parse_cpu_time, parse_memory
+
+T = TypeVar("T")
 
 __all__ = [
     "SACCT_FIELDS",
@@ -350,7 +353,8 @@ def parse_sacct_rows(text: str) -> tuple[dict[str, JobInfo], Problems]:
 
 
 def parse_sacct_usage(text: str) -> tuple[dict[str, Usage], Problems]:
-    """Parse ``sacct -P -n -o USAGE_FIELDS`` (job and step rows) into each job's Usage.
+    """Parse ``sacct -P -n -o USAGE_FIELDS`` (job and step rows) into each job's Usage;
+    a value it cannot read is None (not measured), a line it cannot split a problem.
 
     As seff does: elapsed time, requested memory and allocated CPUs from the job's own
     row; CPU time from it too (sacct sums the steps there), else the sum of the steps;
@@ -377,30 +381,36 @@ def parse_sacct_usage(text: str) -> tuple[dict[str, Usage], Problems]:
             rows[job] = row
         else:
             steps.setdefault(job, []).append(row)
-    found: dict[str, Usage] = {}
-    for job, row in rows.items():
-        try:
-            found[job] = _usage(row, steps.get(job, []))
-        except (ParseError, ValueError) as exc:
-            problems.append((job, f"usage: {exc}"))
-    return found, problems
+    return {job: _usage(row, steps.get(job, [])) for job, row in rows.items()}, problems
+
+
+def _lenient(parse: Callable[..., T], text: str, **kwargs: Any) -> T | None:
+    """A usage value, or None when sacct printed something unreadable: what a job used
+    is a bonus, never a reason to leave the job unfiled."""
+    try:
+        return parse(text, **kwargs)
+    except (ParseError, ValueError):
+        return None
+
+
+def _count(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() else None
 
 
 def _usage(row: Mapping[str, str], steps: list[dict[str, str]]) -> Usage:
-    cpus = int(row["AllocCPUS"]) if row["AllocCPUS"].strip().isdigit() else None
-    nodes = int(row["NNodes"]) if row["NNodes"].strip().isdigit() else None
-    elapsed = float(row["ElapsedRaw"]) if row["ElapsedRaw"].strip().isdigit() else None
-    cpu = parse_cpu_time(row["TotalCPU"])
+    cpus, nodes = _count(row["AllocCPUS"]), _count(row["NNodes"])
+    elapsed = _count(row["ElapsedRaw"])
+    cpu = _lenient(parse_cpu_time, row["TotalCPU"])
     if not cpu and steps:
-        step_cpu = [parse_cpu_time(s["TotalCPU"]) for s in steps]
+        step_cpu = [_lenient(parse_cpu_time, s["TotalCPU"]) for s in steps]
         cpu = sum(c for c in step_cpu if c is not None) if any(step_cpu) else cpu
-    rss = [parse_memory(s["MaxRSS"]) for s in steps]
+    rss = [_lenient(parse_memory, s["MaxRSS"]) for s in steps]
     measured = [r for r in rss if r is not None]
     return Usage(
-        elapsed_s=elapsed,
+        elapsed_s=None if elapsed is None else float(elapsed),
         cpu_s=cpu,
         max_rss_bytes=max(measured) if measured else None,
-        req_mem_bytes=parse_memory(row["ReqMem"], cpus=cpus, nodes=nodes),
+        req_mem_bytes=_lenient(parse_memory, row["ReqMem"], cpus=cpus, nodes=nodes, unit="M"),
         req_cpus=cpus,
     )
 

@@ -1,0 +1,187 @@
+"""Failure groups, resubmission and stalled jobs: pure parts, then real local jobs through
+the CLI on both real Redis servers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import redis
+
+from conftest import CLI
+from jobledger.failures import group_failures, normalise
+from jobledger.resubmit import plan_resubmission
+from jobledger.states import State
+from test_local_jobs import launch, track_until, write_script
+
+# --- pure -------------------------------------------------------------------------
+
+
+def test_normalise_removes_what_differs_from_job_to_job() -> None:
+    a = normalise("CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; /dev/nvidia3)")
+    b = normalise("CUDA out of memory. Tried to allocate 1.5 MiB (GPU 1; /dev/nvidia0)")
+    assert a == b == "CUDA out of memory. Tried to allocate <n> MiB (GPU <n>; <path>)"
+    assert normalise("run 3f2a9b0c1d at 2026-12-01T10:00:00Z id 0xBEEF") == (
+        "run <hex> at <time> id <hex>"
+    )
+    assert normalise("x1 = y2") == "x1 = y2"  # digits inside names stay
+
+
+def test_groups_are_by_state_exit_reason_and_message_largest_first() -> None:
+    jobs = [
+        ("1", "FAILED", {"exit_code": "1"}, "KeyError: 'a1'"),
+        ("2", "FAILED", {"exit_code": "1"}, "ValueError: 7 < 8"),
+        ("3", "FAILED", {"exit_code": "1"}, "ValueError: 9 < 10"),
+        ("4", "FAILED", {"exit_code": "2"}, "ValueError: 9 < 10"),
+        ("5", "TIMEOUT", {"exit_code": "0", "signal": "15"}, None),
+    ]
+    groups = group_failures(jobs)
+    assert [(g.count, g.state, g.exit, g.message) for g in groups] == [
+        (2, "FAILED", "exit 1", "ValueError: <n> < <n>"),
+        (1, "FAILED", "exit 1", "KeyError: 'a1'"),
+        (1, "FAILED", "exit 2", "ValueError: <n> < <n>"),
+        (1, "TIMEOUT", "signal 15", ""),
+    ]
+    assert groups[0].job_ids == ["2", "3"] and groups[0].sample == "ValueError: 7 < 8"
+
+
+def test_resubmission_plans_an_arrays_tasks_as_one_array_and_skips_what_it_must() -> None:
+    base = {"scheduler": "slurm", "script": "/s.sh", "work_dir": "/w", "name": "n"}
+    array = {**base, "array": "0-99%5", "sbatch_args": '["--partition=gpu"]'}
+    jobs = [
+        ("10_7", [State.FAILED], array),
+        ("10_3", [State.TIMEOUT], array),
+        ("11", [State.FAILED], base),
+        ("12", [State.PENDING_AND_RUNNING], base),
+        ("13", [State.FAILED], {**base, "resubmitted_as": "20"}),
+        ("14", [State.FAILED], {"scheduler": "slurm"}),
+    ]
+    plans, skipped = plan_resubmission(jobs)
+    assert [(p.old_ids, p.array, p.sbatch_args) for p in plans] == [
+        (["10_3", "10_7"], "3,7%5", ("--partition=gpu",)),
+        (["11"], None, ()),
+    ]
+    assert [s.job_id for s in skipped] == ["12", "13", "14"]
+    assert "still pending or running" in skipped[0].why and "--again" in skipped[1].why
+    again, _ = plan_resubmission(jobs, again=True)
+    assert ["13"] in [p.old_ids for p in again]
+
+
+# --- local jobs -------------------------------------------------------------------
+
+
+def _failing(cli: CLI) -> Path:
+    return write_script(
+        cli.cwd,
+        "fail.sh",
+        'if [ "${SLURM_ARRAY_TASK_ID:-0}" = 2 ]; then echo "KeyError: task" >&2; exit 3; fi\n'
+        'echo "OSError: cannot read /data/part-${SLURM_ARRAY_TASK_ID:-0}.bin" >&2\n'
+        '[ "${SLURM_ARRAY_TASK_ID:-0}" = 0 ] && exit 0\nexit 1',
+    )
+
+
+def test_failures_groups_real_failed_jobs_and_resubmit_reruns_one_group(cli: CLI) -> None:
+    script = _failing(cli)
+    launch(cli, "fg", write_script(cli.cwd, "x.sh", "true"))  # COMPLETED: never a failure
+    array = launch(cli, "fg", script, "--array", "0-5")
+    track_until(cli, "fg", "done")
+    data = json.loads(cli("failures", "--tag", "fg", "--json").out)
+    assert data["total"] == 5
+    first, second = data["groups"]
+    assert (first["count"], first["exit"]) == (4, "exit 1")
+    assert first["message"] == "OSError: cannot read <path>"
+    assert first["job_ids"] == [array[1], array[3], array[4], array[5]]
+    assert (second["count"], second["message"], second["exit"]) == (1, "KeyError: task", "exit 3")
+    human = cli("failures", "--tag", "fg").out.splitlines()
+    assert human[0] == "tag fg: 5 job(s) in 2 group(s)"
+    assert human[1].startswith("  1.      4 x FAILED exit 1: OSError: cannot read <path>")
+
+    dry = json.loads(cli("resubmit", "--tag", "fg", "--group", "1", "--dry-run", "--json").out)
+    assert dry["submissions"][0]["array"] == "1,3,4,5"
+    assert json.loads(cli("status", "--tag", "fg", "--json").out)["counts"]["ALL"] == 7
+
+    run = cli("resubmit", "--tag", "fg", "--group", "1", "--json")
+    assert run.code == 0, run.err
+    pairs = json.loads(run.out)["resubmitted"]
+    new_base = pairs[0]["new"].split("_")[0]
+    assert [(p["old"], p["new"]) for p in pairs] == [
+        (old, f"{new_base}_{old.split('_')[1]}") for old in first["job_ids"]
+    ]
+    old = json.loads(cli("show", array[3], "--tag", "fg", "--json").out)["record"]
+    new = json.loads(cli("show", f"{new_base}_3", "--tag", "fg", "--json").out)["record"]
+    assert old["resubmitted_as"] == f"{new_base}_3" and new["resubmit_of"] == array[3]
+    assert new["script"] == str(script) and new["array"] == "1,3,4,5"
+    track_until(cli, "fg", "done")
+    again = cli("resubmit", "--tag", "fg", array[3], "--json")
+    assert json.loads(again.out)["skipped"][0]["why"].startswith("already resubmitted as")
+    rerun = json.loads(cli("resubmit", "--tag", "fg", array[3], "--again", "--json").out)
+    assert rerun["resubmitted"][0]["old"] == array[3]
+
+
+def test_resubmit_asks_before_more_than_ten_jobs_and_needs_a_selection(cli: CLI) -> None:
+    script = write_script(cli.cwd, "bad.sh", "exit 1")
+    launch(cli, "many", script, "--array", "1-11")
+    track_until(cli, "many", "done")
+    run = cli("resubmit", "--tag", "many", "--state", "FAILED")
+    assert run.code == 2 and "pass --yes" in run.err and run.out == ""
+    assert cli("resubmit", "--tag", "many").code == 2
+    assert cli("resubmit", "--tag", "many", "--group", "9").code == 2
+    assert json.loads(cli("status", "--tag", "many", "--json").out)["counts"]["ALL"] == 11
+    done = cli("resubmit", "--tag", "many", "--state", "FAILED", "--yes")
+    assert done.code == 0 and len(done.out.splitlines()) == 11
+
+
+def test_a_running_job_that_stops_heartbeating_is_stalled_and_can_be_cancelled(
+    cli: CLI, client: redis.Redis
+) -> None:
+    hung = write_script(
+        cli.cwd,
+        "hung.sh",
+        '"$JOBLEDGER_PYTHON" -c "import jobledger; jobledger.results().set(\'step\', 1)"\n'
+        "sleep 120",
+    )
+    quiet = write_script(cli.cwd, "quiet.sh", "sleep 120")  # never heartbeats
+    beating = write_script(
+        cli.cwd,
+        "beating.sh",
+        '"$JOBLEDGER_PYTHON" -c "import jobledger, time\n'
+        'r = jobledger.results(heartbeat_s=0.5)\ntime.sleep(120)"',
+    )
+    [hung_id] = launch(cli, "st", hung)
+    [quiet_id] = launch(cli, "st", quiet)
+    [beating_id] = launch(cli, "st", beating)
+    deadline = time.monotonic() + 30
+    while client.zcard("jobledger:st:heartbeats") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    run = cli("track", "--once", "--tag", "st", "--stall-after", "2", "--json")
+    assert run.code == 0, run.err
+    assert json.loads(run.out)[0]["stalled"] == [hung_id]
+    status = json.loads(cli("status", "--tag", "st", "--json").out)
+    assert status["stalled"] == 1 and hung_id in status["jobs"]["PENDING_AND_RUNNING"]
+    assert "stalled: 1 running job(s)" in cli("status", "--tag", "st").out
+    show = json.loads(cli("show", hung_id, "--tag", "st", "--json").out)
+    assert show["stalled_since"] and show["states"] == ["PENDING_AND_RUNNING"]
+    assert json.loads(cli("show", quiet_id, "--tag", "st", "--json").out)["stalled_since"] is None
+    events = client.xrange("jobledger:st:events")
+    assert next(e for _, e in events if e.get("event") == "stalled")["job"] == hung_id
+
+    # A heartbeat brings it back; silence again, and --cancel-stalled ends it.
+    client.zadd("jobledger:st:heartbeats", {hung_id: time.time()})
+    again = json.loads(cli("track", "--once", "-t", "st", "--stall-after", "2", "--json").out)
+    assert again[0]["recovered"] == [hung_id] and client.scard("jobledger:st:stalled") == 0
+    time.sleep(2.5)
+    run = cli("track", "--once", "-t", "st", "--stall-after", "2", "--cancel-stalled", "--json")
+    assert json.loads(run.out)[0]["cancelled"] == [hung_id]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        cli("track", "--once", "-t", "st", "--stall-after", "2")
+        if hung_id in json.loads(cli("status", "-t", "st", "--json").out)["jobs"]["CANCELLED"]:
+            break
+        time.sleep(0.3)
+    status = json.loads(cli("status", "--tag", "st", "--json").out)
+    assert status["jobs"]["CANCELLED"] == [hung_id] and status["stalled"] == 0
+    assert set(status["jobs"]["PENDING_AND_RUNNING"]) == {quiet_id, beating_id}
+    assert cli("cancel", quiet_id, beating_id, "--tag", "st").code == 0
+    assert cli("track", "--once", "-t", "st", "--cancel-stalled", "--stall-after", "0").code == 2
