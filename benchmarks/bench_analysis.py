@@ -30,7 +30,7 @@ from jobledger.schedulers.local import LocalScheduler
 from jobledger.states import State
 from jobledger.store import Results
 from jobledger.tracker import Tracker, TrackerSettings
-from jobledger.usage import summarize, usage_from_record
+from jobledger.usage import USAGE_FIELDS, summarize, usage_from_record
 
 NOW = datetime.now(timezone.utc)
 ERRORS = (
@@ -116,7 +116,8 @@ def main() -> None:
 
             def summary() -> None:
                 ids = ledger.snapshot(["FAILED"])["FAILED"]
-                found = (usage_from_record(r) for _, r in ledger.records(ids))
+                records = ledger.records(ids, fields=USAGE_FIELDS)
+                found = (usage_from_record(r) for _, r in records)
                 summarize(u for u in found if u is not None)
 
             timed(f"usage summary of {n:,} jobs (library)", summary, unit_count=n)

@@ -23,32 +23,30 @@ __all__ = ["FAILURE_STATES", "FailureGroup", "group_failures", "normalise", "tag
 FAILURE_STATES = tuple(s for s in TERMINAL_STATES if s is not State.COMPLETED)
 
 _EXAMPLES = 5
+# (placeholder, pattern), tried in this order at each position of the line: times and
+# dates before the numbers they contain, hex IDs before numbers, paths before both.
 _RULES = (
-    # ISO times and dates before the numbers they contain.
-    (
-        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"),
-        "<time>",
-    ),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<date>"),
-    (
-        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
-        "<hex>",
-    ),
-    (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
+    ("<time>", r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"),
+    ("<date>", r"\b\d{4}-\d{2}-\d{2}\b"),
+    ("<hex>", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+    ("<hex>", r"\b0[xX][0-9a-fA-F]+\b"),
     # Absolute or ./relative paths, with at least one slash.
-    (re.compile(r"(?<![\w<])(?:~|\.{1,2})?/[^\s'\":,;()\[\]]+"), "<path>"),
+    ("<path>", r"(?<![\w<])(?:~|\.{1,2})?/[^\s'\":,;()\[\]]+"),
     # Long hex runs (hashes, container IDs) with at least one digit and one letter.
-    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I), "<hex>"),
-    (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"), "<n>"),
+    ("<hex>", r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"),
+    # Numbers, also after "_" or "-" (mol_123, run-7), but not inside a name (x1, fp16).
+    ("<n>", r"(?<![A-Za-z0-9.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"),
 )
+# One pass over the line (a 100,000-job tag is 100,000 lines), whitespace runs included.
+_ONE_PASS = re.compile(
+    "|".join(f"(?P<r{i}>{pattern})" for i, (_, pattern) in enumerate(_RULES)) + r"|(?P<ws>\s+)"
+)
+_PLACEHOLDERS = {f"r{i}": placeholder for i, (placeholder, _) in enumerate(_RULES)} | {"ws": " "}
 
 
 def normalise(line: str) -> str:
     """``line`` with numbers, paths, hex IDs and times replaced by placeholders."""
-    text = line.strip()
-    for pattern, placeholder in _RULES:
-        text = pattern.sub(placeholder, text)
-    return re.sub(r"\s+", " ", text)[:300]
+    return _ONE_PASS.sub(lambda m: _PLACEHOLDERS[m.lastgroup or "ws"], line.strip())[:300]
 
 
 @dataclass
@@ -110,13 +108,20 @@ def group_failures(
     return sorted(groups.values(), key=lambda g: -g.count)  # stable: first seen first
 
 
+# What grouping reads of each record, and what finding a stderr file without one takes.
+_FIELDS = (
+    *("exit_code", "signal", "reason", "stderr_last"),
+    *("stderr", "nodes", "raw_job_id", "name", "user"),
+)
+
+
 def tag_failures(ledger: Any, states: Sequence[State] = FAILURE_STATES) -> list[FailureGroup]:
     """The failure groups of a tag's jobs in ``states``; the stderr line comes from the
     record (the tracker keeps it) or, for jobs filed before it did, from the file."""
     members = ledger.snapshot([s.value for s in states])
     jobs = []
     for state in states:
-        for job_id, record in ledger.records(members[state.value]):
+        for job_id, record in ledger.records(members[state.value], fields=_FIELDS):
             line = record.get("stderr_last")
             if line is None:
                 path = job_logs(job_id, record).stderr

@@ -421,24 +421,27 @@ class Ledger:
             pipe.execute()
 
     def records(
-        self, job_ids: Iterable[str], chunk: int = 1000
+        self, job_ids: Iterable[str], *, fields: Sequence[str] | None = None, chunk: int = 1000
     ) -> Iterator[tuple[str, dict[str, str]]]:
-        """(job ID, record) for each of ``job_ids``, read a pipelined chunk at a time (an
-        experiment of 100,000 jobs is never held in memory twice)."""
-        batch: list[str] = []
-        for job_id in [*job_ids, None]:
-            if job_id is not None:
-                batch.append(job_id)
-                if len(batch) < chunk:
-                    continue
-            if not batch:
-                return
+        """(job ID, record) for each of ``job_ids``, a pipelined chunk at a time (the
+        records of 100,000 jobs are never all in memory); with ``fields``, only those
+        (HMGET: a view over many jobs reads what it shows, not whole records)."""
+        ids = list(job_ids)
+        for start in range(0, len(ids), chunk):
+            batch = ids[start : start + chunk]
             with self.client.pipeline(transaction=False) as pipe:
                 for j in batch:
-                    pipe.hgetall(self.layout.job_record(self.tag, j))
+                    key = self.layout.job_record(self.tag, j)
+                    if fields:
+                        pipe.hmget(key, list(fields))
+                    else:
+                        pipe.hgetall(key)
                 replies = pipe.execute()
-            yield from ((j, dict(r)) for j, r in zip(batch, replies, strict=True))
-            batch = []
+            for j, reply in zip(batch, replies, strict=True):
+                if fields:
+                    yield j, {f: v for f, v in zip(fields, reply, strict=True) if v is not None}
+                else:
+                    yield j, dict(reply)
 
     def tracker_status(self) -> dict[str, str]:
         """What the tracker last wrote about this tag (mode, last pass); empty if none ran."""

@@ -529,12 +529,12 @@ class Tracker:
                 raise LostLease(ledger.tag)
             if reply == 1:
                 (report.stalled if since else report.recovered).append(job_id)
-                log.warning(
-                    "%s %s: %s",
-                    ledger.tag,
-                    job_id,
-                    f"stalled: no heartbeat since {since}" if since else "heartbeating again",
-                )
+        # One line per pass, not per job: 100,000 jobs can stall at once (a hung filesystem).
+        for ids, what in ((report.stalled, "stalled"), (report.recovered, "heartbeating again")):
+            if ids:
+                shown = " ".join(sorted(ids, key=job_sort_key)[:20])
+                more = f" (+{len(ids) - 20} more)" if len(ids) > 20 else ""
+                log.warning("%s: %d job(s) %s: %s%s", ledger.tag, len(ids), what, shown, more)
         if self.settings.cancel_stalled:
             self._cancel_stalled(
                 ledger,

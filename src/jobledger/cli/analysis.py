@@ -171,7 +171,7 @@ def _states(text: str | None, default: tuple[State, ...]) -> list[State]:
 )
 def usage(**kwargs: Any) -> None:
     """What the tag's jobs used: elapsed time, peak memory, CPU and memory efficiency."""
-    from jobledger.usage import summarize, usage_from_record
+    from jobledger.usage import USAGE_FIELDS, summarize, usage_from_record
 
     app, (states_text, count) = parse(kwargs, "states", "count")
     states = _states(states_text, TERMINAL_STATES)
@@ -185,7 +185,7 @@ def usage(**kwargs: Any) -> None:
             continue
         found = [
             (job_id, u)
-            for job_id, record in ledger.records(ids)
+            for job_id, record in ledger.records(ids, fields=USAGE_FIELDS)
             if (u := usage_from_record(record)) is not None
         ]
         per_state[state.value] = {"count": len(ids), **summarize(u for _, u in found)}
