@@ -3,6 +3,7 @@ local jobs through the CLI on both real Redis servers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -24,7 +25,13 @@ from jobledger.logs import (
 )
 from jobledger.schedulers import SubmitRequest
 from jobledger.schedulers.slurm import SlurmScheduler
-from jobledger.schedulers.slurm_parsers import parse_sacct_usage, parse_squeue_rows
+from jobledger.schedulers.slurm_parsers import (
+    parse_sacct_rows,
+    parse_sacct_usage,
+    parse_sbatch_parsable,
+    parse_squeue_rows,
+)
+from jobledger.states import State
 from jobledger.usage import Usage, parse_cpu_time, parse_memory, usage_from_record
 from test_local_jobs import launch, track_until, write_script
 
@@ -260,3 +267,24 @@ def test_a_job_records_where_its_output_goes_at_launch(cli: CLI) -> None:
     assert record["array"] == "0-2" and record["user"]
     track_until(cli, "arr", "done")
     assert os.path.exists(paths.stdout)
+
+
+def test_a_configured_cluster_is_passed_to_sbatch_unless_the_arguments_name_one(
+    tmp_path: Path,
+) -> None:
+    slurm = SlurmScheduler()
+    plain = _request(tmp_path, "")
+    assert not any(a.startswith("--clusters") for a in slurm.submit_argv(plain))
+    named = dataclasses.replace(plain, cluster="alpha")
+    assert slurm.submit_argv(named)[-1] == "--clusters=alpha"
+    theirs = dataclasses.replace(plain, cluster="alpha", extra_args=("-M", "beta"))
+    argv = slurm.submit_argv(theirs)
+    assert "--clusters=alpha" not in argv and argv[-2:] == ["-M", "beta"]
+
+
+def test_sacct_rows_of_a_named_cluster_parse_like_any_other() -> None:
+    # `sacct -M alpha -X -P -n -o <fields>`, as the one-node cluster printed it.
+    text = "259|259|wrap|FAILED|2:0|None|2026-12-01T23:57:16|2026-12-01T23:57:16|vm\n"
+    jobs, problems = parse_sacct_rows(text)
+    assert problems == [] and jobs["259"].state is State.FAILED and jobs["259"].exit_code == 2
+    assert parse_sbatch_parsable("259;alpha\n") == ("259", "alpha")

@@ -294,6 +294,8 @@ def _with_stderr_line(move: Transition, record: Mapping[str, str]) -> Transition
     if move.target is State.COMPLETED or move.source is not State.PENDING_AND_RUNNING:
         return move
     merged = {**record, **{k: str(v) for k, v in move.fields.items() if v is not None}}
+    if not merged.get("started_at"):
+        return move  # never ran (cancelled while queued): nothing to read
     path = job_logs(move.job_id, merged).stderr
     line = last_line(path) if path else None
     if line is None:
