@@ -10,7 +10,10 @@ import uuid
 
 import jobledger
 
-results = jobledger.results()  # this job's namespace: <tag>-<jobid>:
+# This job's namespace, <tag>-<jobid>:.  heartbeat_s: say "still alive" every minute
+# from a background thread, so `jobledger track` can tell a hung job (no heartbeat
+# for stall_after) from a slow one; every write below is a heartbeat too.
+results = jobledger.results(heartbeat_s=60)
 
 # Each value under its own key, as the seed did with uuid1 keys.
 results.update({str(uuid.uuid1()): random.random() for _ in range(10)})
