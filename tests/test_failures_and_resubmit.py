@@ -4,15 +4,22 @@ the CLI on both real Redis servers."""
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import redis
 
 from conftest import CLI
 from jobledger.failures import group_failures, normalise
+from jobledger.ledger import Ledger
+from jobledger.process import identity
 from jobledger.resubmit import plan_resubmission
+from jobledger.schedulers.local import LocalScheduler, write_job_files
 from jobledger.states import State
+from jobledger.tracker import Tracker, TrackerSettings
 from test_local_jobs import launch, track_until, write_script
 
 # --- pure -------------------------------------------------------------------------
@@ -182,6 +189,105 @@ def test_a_running_job_that_stops_heartbeating_is_stalled_and_can_be_cancelled(
         time.sleep(0.3)
     status = json.loads(cli("status", "--tag", "st", "--json").out)
     assert status["jobs"]["CANCELLED"] == [hung_id] and status["stalled"] == 0
+    assert status["tracker"]["problems"] == "0"
     assert set(status["jobs"]["PENDING_AND_RUNNING"]) == {quiet_id, beating_id}
     assert cli("cancel", quiet_id, beating_id, "--tag", "st").code == 0
     assert cli("track", "--once", "-t", "st", "--cancel-stalled", "--stall-after", "0").code == 2
+
+
+# --- the tracker's extras never get in the way of filing ---------------------------
+
+
+def _tracker(client: redis.Redis, home: Path, tag: str, **settings: float) -> Tracker:
+    return Tracker(
+        client,
+        lambda: [tag],
+        scheduler=lambda _name: LocalScheduler(home),
+        default_scheduler="local",
+        home=home,
+        settings=TrackerSettings(**settings),  # type: ignore[arg-type]
+    )
+
+
+def _local_job(
+    client: redis.Redis, home: Path, tag: str, job_id: str, state: dict[str, object]
+) -> None:
+    fields = write_job_files(home, job_id, state, supervisor=identity(os.getpid()))
+    Ledger(client, tag).record_submission(job_id, now=datetime.now(timezone.utc), fields=fields)
+
+
+def test_only_a_job_its_scheduler_runs_now_is_stalled_by_a_heartbeat_of_this_run(
+    jl_client: redis.Redis, tmp_path: Path
+) -> None:
+    now = datetime.now(timezone.utc)
+    started = (now - timedelta(seconds=30)).isoformat()
+    _local_job(jl_client, tmp_path, "q", "1", {"state": "PENDING"})  # queued
+    _local_job(jl_client, tmp_path, "q", "2", {"state": "RUNNING", "started_at": started})
+    _local_job(jl_client, tmp_path, "q", "3", {"state": "RUNNING", "started_at": started})
+    _local_job(jl_client, tmp_path, "q", "4", {"state": "RUNNING", "started_at": started})
+    _local_job(jl_client, tmp_path, "q", "5", {"state": "COMPLETED", "ended_at": started})
+    beats = {
+        "1": now.timestamp() - 600,
+        "2": now.timestamp() - 600,  # before this run started: an earlier attempt's
+        "3": now.timestamp() - 20,  # this run's, and stale
+        "4": float("-inf"),  # written by hand
+        "5": now.timestamp() - 600,  # ended: forgotten, with nothing in the stalled set
+    }
+    jl_client.zadd("jobledger:q:heartbeats", beats)
+    [report] = _tracker(jl_client, tmp_path, "q", stall_after_s=10).run_pass(now=now)
+    assert report.problems == [] and report.stalled == ["3"]
+    assert [m[0] for m in report.moved] == ["5"]
+    assert jl_client.zscore("jobledger:q:heartbeats", "5") is None
+    assert jl_client.smembers("jobledger:q:stalled") == {"3"}
+
+
+def test_a_stderr_that_is_a_fifo_neither_hangs_nor_stops_the_filing(
+    jl_client: redis.Redis, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "err.fifo"
+    os.mkfifo(fifo)
+    now = datetime.now(timezone.utc)
+    ended = {"state": "FAILED", "exit_code": 1, "started_at": now.isoformat()}
+    _local_job(jl_client, tmp_path, "ff", "1", {**ended, "ended_at": now.isoformat()})
+    jl_client.hset("jobledger:ff:job:1", "stderr", str(fifo))
+    started = time.monotonic()
+    [report] = _tracker(jl_client, tmp_path, "ff").run_pass(now=now)
+    assert time.monotonic() - started < 10
+    assert report.moved == [("1", "PENDING_AND_RUNNING", "FAILED")] and report.problems == []
+    assert jl_client.hget("jobledger:ff:job:1", "stderr_last") is None
+
+
+def test_two_resubmits_at_once_rerun_each_job_once(cli: CLI) -> None:
+    launch(cli, "twice", write_script(cli.cwd, "bad.sh", "exit 1"), "--array", "0-5")
+    track_until(cli, "twice", "done")
+    argv = ("resubmit", "--tag", "twice", "--state", "FAILED", "--json")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda _: cli(*argv), range(2)))
+    pairs = [p for run in runs for p in json.loads(run.out)["resubmitted"]]
+    assert sorted(p["old"] for p in pairs) == sorted(
+        json.loads(cli("status", "-t", "twice", "--json").out)["jobs"]["FAILED"]
+    )
+    skipped = [s for run in runs for s in json.loads(run.out)["skipped"]]
+    assert len(pairs) + len(skipped) == 12 and len(pairs) == 6
+    status = json.loads(cli("status", "-t", "twice", "--json").out)
+    assert status["counts"]["ALL"] == 12
+
+
+def test_status_compact_counts_jobs_not_folded_entries(cli: CLI, client: redis.Redis) -> None:
+    ids = [f"40_{i}" for i in range(100)]
+    client.sadd("c_ALL", *ids)
+    client.sadd("c_FAILED", *ids)
+    lines = cli("status", "-t", "c", "--compact").out.splitlines()
+    assert lines[0] == "c: 100 jobs"
+    assert lines[1].split() == ["c_ALL", "100", "40_[0-99]"]
+
+
+def test_resubmit_group_numbers_match_failures_with_the_same_states(cli: CLI) -> None:
+    launch(cli, "gs", write_script(cli.cwd, "bad.sh", 'echo "boom" >&2; exit 1'))
+    [slow] = launch(cli, "gs", write_script(cli.cwd, "slow.sh", "sleep 30"), "--time", "0:01")
+    track_until(cli, "gs", "done")
+    only = json.loads(cli("failures", "-t", "gs", "--state", "TIMEOUT", "--json").out)
+    assert only["groups"][0]["job_ids"] == [slow]
+    assert "--state TIMEOUT" in cli("failures", "-t", "gs", "--state", "TIMEOUT").out
+    dry = cli("resubmit", "-t", "gs", "--group", "1", "--state", "TIMEOUT", "--dry-run", "--json")
+    assert json.loads(dry.out)["submissions"][0]["jobs"] == [slow]

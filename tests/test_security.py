@@ -594,6 +594,29 @@ def test_each_command_of_the_job_acl_is_needed(start_redis: StartServer) -> None
     assert needed == list(JOB_COMMANDS)
 
 
+def test_a_job_user_with_the_acl_of_before_heartbeats_still_writes_its_results(
+    tmp_path: Path, start_redis: StartServer
+) -> None:
+    srv = acl_server(start_redis)
+    admin = srv.admin()
+    old_keys = [k for k in JOB_KEYS if "heartbeats" not in k]  # the ACL jobledger 0.2 documented
+    admin.execute_command(
+        "ACL", "SETUSER", "job_t", "reset", "on", ">job-pw", *old_keys, "resetchannels",
+        "-@all", *JOB_COMMANDS,
+    )  # fmt: skip
+    job = Settings.from_url(f"redis://job_t:job-pw@127.0.0.1:{srv.port}/0")
+    res = jobledger.results(job_id="7", tag="t", settings=job)
+    res.set("reward", 0.5)  # the MULTI with the heartbeat is refused whole, then retried
+    res.update({"a": 1, "b": 2})
+    assert res.incr("steps", 2) == 2
+    res.start_heartbeat(0.05)  # its thread notices the refusal once and stops
+    time.sleep(0.3)
+    res.stop_heartbeat()
+    assert admin.mget("t-7:reward", "t-7:a", "t-7:b", "t-7:steps") == ["0.5", "1", "2", "2"]
+    assert admin.smembers("jobledger:t:index:7") == {"reward", "a", "b", "steps"}
+    assert admin.exists("jobledger:t:heartbeats") == 0
+
+
 def test_job_uses_its_own_acl_user_while_the_cli_uses_admin(
     tmp_path: Path, start_redis: StartServer
 ) -> None:

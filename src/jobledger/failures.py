@@ -122,7 +122,7 @@ def tag_failures(ledger: Any, states: Sequence[State] = FAILURE_STATES) -> list[
     jobs = []
     for state in states:
         for job_id, record in ledger.records(members[state.value], fields=_FIELDS):
-            line = record.get("stderr_last")
+            line = record.get("stderr_last")  # "": the tracker read it and found nothing
             if line is None:
                 path = job_logs(job_id, record).stderr
                 line = last_line(path) if path else None

@@ -329,11 +329,18 @@ def launch(
             submission = scheduler.submit(request)
         else:
             submission, allocated = _allocate(scheduler, request, connect, caught)
-        fields = {
-            **submission_fields(request, scheduler, submission.job_ids),
-            **(extra_fields or {}),
-            **submission.fields,
-        }
+        try:
+            described = submission_fields(request, scheduler, submission.job_ids)
+        except Exception as exc:  # noqa: BLE001 (the scheduler has the jobs: record them)
+            warnings += (f"the jobs' output files could not be worked out ({exc!r})",)
+            described = {
+                "scheduler": scheduler.name,
+                "script": str(script),
+                "work_dir": str(work_dir),
+                "name": request.name,
+                "output_dir": str(out),
+            }
+        fields = {**described, **(extra_fields or {}), **submission.fields}
         if submission.cluster:
             fields["cluster"] = submission.cluster
         entry = JournalEntry(

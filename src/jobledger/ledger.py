@@ -98,6 +98,23 @@ redis.call('XADD', KEYS[4], '*', 'job', ARGV[1], 'from', 'PENDING_AND_RUNNING',
 return 1
 """
 
+_CLAIM_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[2] ~= '1' and (redis.call('HEXISTS', KEYS[1], 'resubmitting') == 1
+                       or redis.call('HEXISTS', KEYS[1], 'resubmitted_as') == 1) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'resubmitting', ARGV[1])
+return 1
+"""
+
+_RELEASE_LUA = """
+if redis.call('HGET', KEYS[1], 'resubmitting') == ARGV[1] then
+  return redis.call('HDEL', KEYS[1], 'resubmitting')
+end
+return 0
+"""
+
 _LINK_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HSET', KEYS[1], 'resubmit_of', ARGV[1])
@@ -411,12 +428,33 @@ class Ledger:
             history=[_history_entry(h) for h in history],
         )
 
+    def claim_resubmission(self, job_ids: Sequence[str], claim: str, *, again: bool) -> list[str]:
+        """Mark jobs as being resubmitted by ``claim`` (``<token>|<time>``), atomically per
+        job; the jobs claimed.  Not claimed: jobs already resubmitted or being resubmitted
+        by another run (unless ``again``), and jobs without a record."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                key = self.layout.job_record(self.tag, job_id)
+                pipe.eval(_CLAIM_LUA, 1, key, claim, "1" if again else "")
+            replies = pipe.execute()
+        return [j for j, r in zip(job_ids, replies, strict=True) if int(r) == 1]
+
+    def release_resubmission(self, job_ids: Sequence[str], claim: str) -> None:
+        """Drop this run's claim on jobs it did not resubmit after all."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.eval(_RELEASE_LUA, 1, self.layout.job_record(self.tag, job_id), claim)
+            pipe.execute()
+
     def link_resubmissions(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Record that each old job was resubmitted as the new one, on both records
-        (a new record that is not there yet, journaled while Redis was away, is left)."""
+        """Record that each old job was resubmitted as the new one, on both records (a
+        new record not there yet, journaled while Redis was away, is left), and drop the
+        old job's claim."""
         with self.client.pipeline(transaction=True) as pipe:
             for old, new in pairs:
-                pipe.hset(self.layout.job_record(self.tag, old), "resubmitted_as", new)
+                key = self.layout.job_record(self.tag, old)
+                pipe.hset(key, "resubmitted_as", new)
+                pipe.hdel(key, "resubmitting")
                 pipe.eval(_LINK_LUA, 1, self.layout.job_record(self.tag, new), old)
             pipe.execute()
 

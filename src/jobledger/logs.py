@@ -12,10 +12,12 @@ them never follows more than one file and never reads more than it prints.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
 import socket
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,16 +227,32 @@ def missing_reason(job_id: str, path: str, record: Mapping[str, str]) -> str:
     return f"{path} does not exist: it was deleted or moved"
 
 
+def _open_regular(path: str) -> int:
+    """A read-only descriptor for a regular file; OSError for anything else (a FIFO or a
+    terminal named as a job's output would block the reader for ever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def open_log(job_id: str, path: str, record: Mapping[str, str]) -> int:
     """A file descriptor for reading ``path``; NotFound saying why when it cannot be read."""
     try:
-        return os.open(path, os.O_RDONLY)
+        return _open_regular(path)
     except FileNotFoundError:
         raise NotFound(missing_reason(job_id, path, record)) from None
     except IsADirectoryError:
-        raise NotFound(f"{path} is a directory, not job {job_id}'s output") from None
+        raise NotFound(f"{path} is not a regular file, so not job {job_id}'s output") from None
     except PermissionError:
         raise NotFound(f"{path}: permission denied") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in a hand-edited path
+        raise NotFound(f"{path!r} cannot be read: {exc}") from None
 
 
 def tail(fd: int, lines: int) -> tuple[list[bytes], int]:
@@ -255,8 +273,8 @@ def tail(fd: int, lines: int) -> tuple[list[bytes], int]:
 def read_lines(path: str, lines: int) -> list[str] | None:
     """The last ``lines`` lines of ``path`` as text, or None when it cannot be read."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = _open_regular(path)
+    except (OSError, ValueError):  # ValueError: a NUL in a hand-edited path
         return None
     try:
         found, _ = tail(fd, lines)
@@ -268,12 +286,12 @@ def read_lines(path: str, lines: int) -> list[str] | None:
 
 
 def last_line(path: str) -> str | None:
-    """The last non-empty line of ``path`` (at most 500 characters), or None."""
+    """The last non-empty line of ``path`` (at most 500 characters); "" when the file
+    has none; None when it cannot be read."""
     found = read_lines(path, 20)
-    for line in reversed(found or []):
-        if line.strip():
-            return line.strip()[:500]
-    return None
+    if found is None:
+        return None
+    return next((line.strip()[:500] for line in reversed(found) if line.strip()), "")
 
 
 def chunks(fd: int, start: int = 0) -> Iterator[bytes]:

@@ -12,14 +12,25 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from jobledger.errors import JobledgerError
+import redis
+
+from jobledger.errors import Interrupted, JobledgerError, NotFound, UsageError
 from jobledger.ids import job_sort_key
 from jobledger.specs import array_throttle
-from jobledger.states import State
+from jobledger.states import REQUEUEABLE_STATES, State
 
-__all__ = ["Plan", "Skipped", "new_ids_for", "plan_resubmission", "resubmit"]
+__all__ = [
+    "Outcome",
+    "Plan",
+    "Skipped",
+    "gather",
+    "new_ids_for",
+    "plan_resubmission",
+    "resubmit",
+]
 
 
 @dataclass(frozen=True)
@@ -58,26 +69,56 @@ class Plan:
         }
 
 
-def _why_not(job_id: str, states: Sequence[State], record: Mapping[str, str], again: bool) -> str:
+def _why_not(
+    states: Sequence[State],
+    record: Mapping[str, str],
+    *,
+    again: bool,
+    now: datetime | None,
+    requeue_window_s: float,
+) -> str:
     if not states:
         return "not in any state set"
     if State.PENDING_AND_RUNNING in states:
         return "still pending or running"
+    if record.get("resubmitting") and not again:
+        started = record["resubmitting"].partition("|")[2] or "?"
+        return (
+            f"a resubmission of it started at {started} did not finish (see status; "
+            "--again to resubmit it anyway)"
+        )
     if record.get("resubmitted_as") and not again:
         return f"already resubmitted as {record['resubmitted_as']} (--again to rerun it)"
     if not record.get("script") or not record.get("work_dir"):
         return "its record does not say how it was submitted (adopted, or an older jobledger)"
+    if now is not None and any(s in REQUEUEABLE_STATES for s in states):
+        ended = record.get("ended_at") or record.get("updated_at") or ""
+        try:
+            recent = (now - datetime.fromisoformat(ended)).total_seconds() < requeue_window_s
+        except (TypeError, ValueError):
+            recent = False
+        if recent:
+            return f"SLURM may still requeue it ({states[0].value} at {ended}); wait or --again"
     return ""
 
 
 def plan_resubmission(
-    jobs: Iterable[tuple[str, Sequence[State], Mapping[str, str]]], *, again: bool = False
+    jobs: Iterable[tuple[str, Sequence[State], Mapping[str, str]]],
+    *,
+    again: bool = False,
+    now: datetime | None = None,
+    requeue_window_s: float = 900.0,
 ) -> tuple[list[Plan], list[Skipped]]:
-    """Group the jobs to rerun into submissions (pure); the others, and why, as skipped."""
+    """Group the jobs to rerun into submissions (pure); the others, and why, as skipped.
+
+    Skipped: jobs not ended, already resubmitted (or being resubmitted) unless
+    ``again``, without a record of how they were submitted, and NODE_FAIL/PREEMPTED
+    jobs SLURM may still requeue (filed less than ``requeue_window_s`` before ``now``).
+    """
     plans: dict[tuple[Any, ...], Plan] = {}
     skipped: list[Skipped] = []
     for job_id, states, record in sorted(jobs, key=lambda j: job_sort_key(j[0])):
-        why = _why_not(job_id, states, record, again)
+        why = _why_not(states, record, again=again, now=now, requeue_window_s=requeue_window_s)
         if why:
             skipped.append(Skipped(job_id, why))
             continue
@@ -134,19 +175,91 @@ def new_ids_for(plan: Plan, job_ids: Sequence[str]) -> list[tuple[str, str]]:
 def resubmit(
     plans: Sequence[Plan],
     *,
-    submit: Callable[[Plan], Sequence[str]],
+    submit: Callable[[Plan], tuple[Sequence[str], int | None]],
     link: Callable[[list[tuple[str, str]]], None],
-) -> tuple[list[tuple[str, str]], list[Skipped]]:
-    """Submit each plan and link its jobs; a plan that fails is reported, the rest go on."""
-    done: list[tuple[str, str]] = []
-    failed: list[Skipped] = []
-    for plan in plans:
+    release: Callable[[list[str]], None],
+) -> Outcome:
+    """Submit each plan and link its jobs; a plan the scheduler refuses is reported (its
+    claims released) and the others go on.
+
+    ``submit`` returns the new job IDs and the signal that interrupted it (or None):
+    after an interruption the jobs submitted so far are linked and nothing more is
+    submitted.  A link that fails (Redis gone) leaves the old jobs claimed, so no later
+    resubmit runs them again unasked; the outcome says which.
+    """
+    out = Outcome()
+    for index, plan in enumerate(plans):
         try:
-            new_ids = submit(plan)
+            new_ids, interrupted = submit(plan)
+        except Interrupted:
+            release([j for p in plans[index:] for j in p.old_ids])
+            out.interrupted = True
+            break
         except JobledgerError as exc:
-            failed += [Skipped(j, f"resubmission failed: {exc}") for j in plan.old_ids]
+            release(plan.old_ids)
+            out.failed += [Skipped(j, f"resubmission failed: {exc}") for j in plan.old_ids]
             continue
         pairs = new_ids_for(plan, new_ids)
-        link(pairs)
-        done += pairs
-    return done, failed
+        try:
+            link(pairs)
+        except (JobledgerError, redis.RedisError) as exc:
+            out.unlinked += pairs
+            out.link_error = str(exc)
+        else:
+            out.done += pairs
+        if interrupted:
+            release([j for p in plans[index + 1 :] for j in p.old_ids])
+            out.interrupted = True
+            out.signal = interrupted
+            break
+    return out
+
+
+@dataclass
+class Outcome:
+    """What a resubmission did: linked pairs, submitted-but-unlinked pairs, failures."""
+
+    done: list[tuple[str, str]] = field(default_factory=list)
+    unlinked: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[Skipped] = field(default_factory=list)
+    link_error: str | None = None
+    interrupted: bool = False
+    signal: int | None = None
+
+
+def gather(
+    ledger: Any,
+    *,
+    job_ids: Sequence[str] = (),
+    states: Sequence[State] = (),
+    group: int | None = None,
+) -> list[tuple[str, list[State], dict[str, str]]]:
+    """The jobs a resubmission is about, each with its state sets and record.
+
+    ``job_ids`` are taken one by one (NotFound when one is not in the ledger); every
+    job in ``states`` is added, its records read a pipelined chunk at a time.  With
+    ``group``, ``states`` instead choose which end states the failure groups are made
+    of (as ``jobledger failures --state`` does), and the jobs of group ``group`` are
+    added.
+    """
+    from jobledger.failures import FAILURE_STATES, tag_failures
+
+    found: dict[str, tuple[str, list[State], dict[str, str]]] = {}
+    for job_id in job_ids:
+        view = ledger.job(job_id)
+        if not (view.in_all or view.record):
+            raise NotFound(f"job {job_id} is not in the ledger of tag {ledger.tag!r}")
+        found[job_id] = (job_id, list(view.states), dict(view.record))
+    members: dict[str, State] = {}
+    if group is not None:
+        groups = tag_failures(ledger, list(states) or FAILURE_STATES)
+        if not 1 <= group <= len(groups):
+            raise UsageError(f"there are {len(groups)} failure group(s); no group {group}")
+        members = dict.fromkeys(groups[group - 1].job_ids, State(groups[group - 1].state))
+    else:
+        for name, ids in ledger.snapshot([s.value for s in states]).items():
+            members.update(dict.fromkeys(ids, State(name)))
+    wanted = [j for j in members if j not in found]
+    for job_id, record in ledger.records(wanted):
+        found[job_id] = (job_id, [members[job_id]], record)
+    return list(found.values())

@@ -67,7 +67,6 @@ redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], v, ARGV[3])
 redis.call('ZADD', KEYS[5], v, ARGV[5])
 redis.call('SADD', KEYS[6], ARGV[6])
-redis.call('ZADD', KEYS[7], ARGV[7], ARGV[4])
 return tostring(v)
 """
 
@@ -154,6 +153,7 @@ class Results:
         self.job_id = validate_job_id(job_id)
         self._incr = client.register_script(_INCR_LUA)
         self._beat_stop: threading.Event | None = None
+        self._beats = True  # False once Redis refused a heartbeat (an ACL without it)
 
     @property
     def prefix(self) -> str:
@@ -169,15 +169,32 @@ class Results:
         index_result(pipe, self.tag, self.job_id, key, stored, layout=self.layout)
 
     def update(self, values: Mapping[str, Value]) -> None:
-        """Store several results in one atomic round trip."""
+        """Store several results in one atomic round trip (which is also a heartbeat)."""
         if not values:
             return
+        try:
+            self._update(values, beat=self._beats)
+        except redis.ResponseError as exc:
+            if not (self._beats and _denied(exc, self.layout.heartbeats(self.tag))):
+                raise
+            # A job user made with the ACL of jobledger < 0.3 may not write the heartbeat
+            # index: the MULTI was refused whole (nothing written); write without it.
+            log.warning(
+                "job %s may not write %s: results are written without heartbeats",
+                self.job_id,
+                self.layout.heartbeats(self.tag),
+            )
+            self._beats = False
+            self._update(values, beat=False)
+
+    def _update(self, values: Mapping[str, Value], *, beat: bool) -> None:
         with self.client.pipeline(transaction=True) as pipe:
             for key, value in values.items():
                 self._write(pipe, key, value)
             pipe.sadd(self.layout.indexed_jobs(self.tag), self.job_id)
             pipe.sadd(self.layout.tags_registry(), self.tag)
-            pipe.zadd(self.layout.heartbeats(self.tag), {self.job_id: time.time()})
+            if beat:
+                pipe.zadd(self.layout.heartbeats(self.tag), {self.job_id: time.time()})
             pipe.execute()
 
     def set(self, key: str, value: Value) -> None:
@@ -212,6 +229,17 @@ class Results:
             raise self._incr_error(key, exc) from exc
 
     def _incr_as(self, kind: str, amount: str, key: str) -> str:
+        value = self._incr_script(kind, amount, key)
+        if self._beats:  # after the script, best effort: one more round trip, incr is rare
+            try:
+                self.heartbeat()
+            except redis.ResponseError as exc:
+                if not _denied(exc, self.layout.heartbeats(self.tag)):
+                    raise
+                self._beats = False
+        return value
+
+    def _incr_script(self, kind: str, amount: str, key: str) -> str:
         t, j = self.tag, self.job_id
         return str(
             self._incr(
@@ -222,17 +250,8 @@ class Results:
                     self.layout.job_numeric(t, j),
                     self.layout.tag_numeric(t),
                     self.layout.tags_registry(),
-                    self.layout.heartbeats(t),
                 ],
-                args=[
-                    amount,
-                    kind,
-                    key,
-                    j,
-                    self.layout.tag_numeric_member(j, key),
-                    t,
-                    repr(time.time()),
-                ],
+                args=[amount, kind, key, j, self.layout.tag_numeric_member(j, key), t],
             )
         )
 
@@ -269,6 +288,11 @@ class Results:
             while True:
                 try:
                     self.heartbeat()
+                except redis.ResponseError as exc:
+                    if _denied(exc, self.layout.heartbeats(self.tag)):
+                        log.warning("job %s may not heartbeat (ACL): %s", self.job_id, exc)
+                        return
+                    log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
                 except redis.RedisError as exc:
                     log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
                 if stop.wait(interval_s):
@@ -342,6 +366,12 @@ class Results:
             return [TopEntry(self.job_id, str(k), float(s)) for k, s in _pairs(pairs)]
         entries = [TopEntry(self.job_id, k, v) for k, v in _numeric(self.items().items())]
         return sorted(entries, key=lambda e: e.value, reverse=not ascending)[:n]
+
+
+def _denied(exc: redis.ResponseError, key: str) -> bool:
+    """The error is an ACL refusal (NOPERM) that names ``key``."""
+    text = str(exc)
+    return ("no permissions" in text or "NOPERM" in text) and key in text
 
 
 def _pairs(reply: object) -> list[tuple[str, float]]:

@@ -10,13 +10,13 @@ act per tag; the others wait and take over when it expires.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -287,20 +287,19 @@ def plan(
     return moves, updates
 
 
-def _with_stderr_line(move: Transition, record: Mapping[str, str]) -> Transition:
-    """A move out of the running set, other than to COMPLETED, carries the last line its
-    job wrote to stderr (``jobledger failures`` groups by it), when this machine can read
-    the file."""
+def _stderr_line(move: Transition, record: Mapping[str, str]) -> str | None:
+    """The last line a job that did not complete wrote to stderr ("" if none), or None:
+    not such a job, it never ran, or this machine cannot read the file."""
     if move.target is State.COMPLETED or move.source is not State.PENDING_AND_RUNNING:
-        return move
+        return None
     merged = {**record, **{k: str(v) for k, v in move.fields.items() if v is not None}}
     if not merged.get("started_at"):
-        return move  # never ran (cancelled while queued): nothing to read
+        return None  # never ran (cancelled while queued): nothing to read
     path = job_logs(move.job_id, merged).stderr
-    line = last_line(path) if path else None
-    if line is None:
-        return move
-    return dataclasses.replace(move, fields={**move.fields, "stderr_last": line})
+    return last_line(path) if path else None
+
+
+_STDERR_BUDGET_S = 20.0  # file reading per pass for stderr lines (a hung NFS mount)
 
 
 class LostLease(Exception):
@@ -468,41 +467,82 @@ class Tracker:
                 skip=skip,
                 problems=report.problems,
             )
-            moves = [_with_stderr_line(tr, records.get(tr.job_id, {})) for tr in moves]
             self._renew(tag, token)
             outcomes = _again_if_restarted(ledger.apply, moves, now=now, by="tracker", fence=token)
+            filed: list[Transition] = []
             for tr, outcome in zip(moves, outcomes, strict=True):
                 if outcome == -1:
                     raise LostLease(tag)
                 if outcome == 1:
+                    filed.append(tr)
                     report.moved.append((tr.job_id, tr.source.value, tr.target.value))
                     log.info("%s %s: %s -> %s", tag, tr.job_id, tr.source, tr.target)
             report.updated = _again_if_restarted(self._update, ledger, updates, token)
+            # Extras come after the jobs are filed: a stuck file read can delay them, never
+            # the filing itself.
+            self._stderr_lines(ledger, token, filed, records)
             if self.settings.stall_after_s > 0:
                 running = {j for j, st in watched.items() if st is State.PENDING_AND_RUNNING}
                 running -= {tr.job_id for tr in moves}
-                self._stalls(ledger, token, running, records, report, now)
+                self._stalls(ledger, token, running, infos, records, report, now)
         for job_id, why in report.problems:
             log.warning("tag %s, job %s: skipped: %s", tag, job_id or "(unknown)", why)
         if self._write_status(tag, report, now, token=token) == -1:
             raise LostLease(tag)
+
+    def _stderr_lines(
+        self,
+        ledger: Ledger,
+        token: str,
+        filed: list[Transition],
+        records: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """Keep the last stderr line of each job just filed other than COMPLETED, for
+        ``jobledger failures``; at most ``_STDERR_BUDGET_S`` of file reading per pass."""
+        lines: list[tuple[Transition, str]] = []
+        deadline = time.monotonic() + _STDERR_BUDGET_S
+        for tr in filed:
+            if time.monotonic() > deadline:
+                log.warning(
+                    "%s: stopped reading stderr files after %g s", ledger.tag, _STDERR_BUDGET_S
+                )
+                break
+            try:
+                line = _stderr_line(tr, records.get(tr.job_id, {}))
+            except Exception:  # a hand-edited pattern, an odd file: never fail the pass
+                log.warning("%s %s: cannot read its stderr", ledger.tag, tr.job_id, exc_info=True)
+                continue
+            if line is not None:
+                lines.append((tr, line))
+        if not lines:
+            return
+        self._renew(ledger.tag, token)
+        with self.client.pipeline(transaction=False) as pipe:
+            for tr, line in lines:
+                fields = {"stderr_last": line}
+                ledger.update_record(tr.job_id, tr.target, fields, fence=token, pipeline=pipe)
+            if -1 in [int(r) for r in pipe.execute()]:
+                raise LostLease(ledger.tag)
 
     def _stalls(
         self,
         ledger: Ledger,
         token: str,
         running: set[str],
+        infos: Mapping[str, JobInfo],
         records: Mapping[str, Mapping[str, str]],
         report: PassReport,
         now: datetime,
     ) -> None:
         """Mark running jobs whose last heartbeat is older than stall_after; clear those
         heartbeating again; forget heartbeats of jobs that ended.  Reads only the stale
-        end of the heartbeat index and the (small) stalled set, not every job."""
-        beats, stalled_set = (
-            self.layout.heartbeats(ledger.tag),
-            self.layout.stalled_jobs(ledger.tag),
-        )
+        end of the heartbeat index and the (small) stalled set, not every job.
+
+        Only a job its scheduler says is RUNNING now can be stalled, and only by a
+        heartbeat of this run of it: a job queued again after a requeue, or suspended,
+        is not running its code."""
+        beats = self.layout.heartbeats(ledger.tag)
+        stalled_set = self.layout.stalled_jobs(ledger.tag)
         threshold = now.timestamp() - self.settings.stall_after_s
         with self.client.pipeline(transaction=False) as pipe:
             pipe.zrangebyscore(beats, "-inf", threshold, withscores=True)
@@ -512,19 +552,28 @@ class Tracker:
         stalled = {str(j) for j in members}
         marks: dict[str, str | None] = {}
         for job_id, beat in stale.items():
-            if job_id in running and job_id not in stalled:
-                moment = datetime.fromtimestamp(beat, tz=now.tzinfo)
-                marks[job_id] = isoformat(moment)
-        recovered = [j for j in stalled if j in running and j not in stale]
+            if job_id not in running or job_id in stalled:
+                continue
+            info = infos.get(job_id)
+            moment = _moment(beat)
+            if info is None or not _executing(info) or moment is None:
+                continue
+            if info.started_at is not None and beat < info.started_at.timestamp():
+                continue  # the heartbeat of an earlier run of the job (before a requeue)
+            marks[job_id] = isoformat(moment)
+        recovered = [
+            j for j in stalled if j in running and (j not in stale or not _executing(infos.get(j)))
+        ]
         marks.update(dict.fromkeys(recovered))
-        gone = [j for j in stalled | set(stale) if j not in running]
+        gone_beats = [j for j in stale if j not in running]  # ended: it means nothing now
+        gone_stalled = [j for j in stalled if j not in running]
         with self.client.pipeline(transaction=False) as pipe:
             for job_id, since in marks.items():
                 ledger.set_stalled(job_id, since=since, now=now, fence=token, pipeline=pipe)
-            if gone:
-                # Ended (or never a running job): its heartbeat no longer means anything.
-                pipe.zrem(beats, *[j for j in gone if j in stale])
-                pipe.srem(stalled_set, *[j for j in gone if j in stalled])
+            if gone_beats:
+                pipe.zrem(beats, *gone_beats)
+            if gone_stalled:
+                pipe.srem(stalled_set, *gone_stalled)
             replies = pipe.execute()
         for (job_id, since), reply in zip(marks.items(), replies, strict=False):
             if reply == -1:
@@ -662,6 +711,19 @@ class Tracker:
 
 def _pairs(reply: Any) -> list[tuple[str, float]]:
     return [(str(member), float(score)) for member, score in reply or []]
+
+
+def _moment(unix_time: float) -> datetime | None:
+    """A heartbeat's time; None for a score no clock gives (-inf, 1e300: written by hand)."""
+    try:
+        return datetime.fromtimestamp(unix_time, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _executing(info: JobInfo | None) -> bool:
+    """The scheduler says the job runs now (not pending, requeued, suspended, ending)."""
+    return info is not None and info.raw_state.split(" ")[0].rstrip("+") == "RUNNING"
 
 
 def backoff(interval_s: float, failures: int, cap_s: float) -> float:

@@ -70,6 +70,8 @@ def logs(**kwargs: Any) -> None:
     if follow and app.as_json:
         raise UsageError("--follow prints as the job writes; it cannot be --json")
     ledger, view = _job(app, job_id)
+    if follow:
+        view = _when_known(ledger, view, stream)
     path = log_path(job_id, view.record, stream)
     if follow:
         _follow(ledger, job_id, path, view.record, 10 if lines is None else lines)
@@ -104,6 +106,20 @@ def logs(**kwargs: Any) -> None:
         out.flush()
     finally:
         os.close(fd)
+
+
+def _when_known(ledger: Any, view: Any, stream: str) -> Any:
+    """The job's view once its file's path can be told: a pending job's pattern may need
+    what the tracker records when it starts (its node, an array task's own number)."""
+    from jobledger.logs import job_logs
+
+    while True:
+        paths = job_logs(view.job_id, view.record)
+        running = view.states == [State.PENDING_AND_RUNNING]
+        if paths.path(stream) is not None or paths.pattern(stream) is None or not running:
+            return view
+        time.sleep(_STATE_POLL_S)
+        view = ledger.job(view.job_id)
 
 
 def _follow(ledger: Any, job_id: str, path: str, record: dict[str, str], lines: int) -> None:
@@ -280,7 +296,8 @@ def failures(**kwargs: Any) -> None:
             click.echo(printable(f"       e.g. {' '.join(examples)}{more}"))
         if len(groups) > _GROUPS_SHOWN:
             click.echo(f"... {len(groups) - _GROUPS_SHOWN} more group(s): --json lists them all")
-        click.echo("Resubmit one group: jobledger resubmit --group N")
+        also = f" --state {states_text}" if states_text else ""
+        click.echo(f"Resubmit one group: jobledger resubmit --group N{also}")
 
     app.emit(
         {

@@ -177,10 +177,14 @@ def render_status(
     tracker: dict[str, str] | None = None,
     stalled: int = 0,
     total: int | None = None,
+    counts: dict[str, int] | None = None,
 ) -> None:
-    """Print the seed-style status: each set's name, count and (some) job IDs."""
+    """Print the seed-style status: each set's name, count and (some) job IDs.
+
+    ``counts``: the jobs per set, when ``snapshot`` lists them folded (``123_[0-99]``)."""
     out = console()
-    total = len(snapshot["ALL"]) if total is None else total
+    counts = counts or {name: len(ids) for name, ids in snapshot.items()}
+    total = counts["ALL"] if total is None else total
     out.print(f"[bold]{tag}[/]: {total} jobs")
     for name, ids in snapshot.items():
         if not ids and name not in SEED_SETS:
@@ -189,7 +193,7 @@ def render_status(
         more = len(ids) - len(shown)
         text = " ".join(map(printable, shown)) + (f" ... (+{more} more, use --ids)" if more else "")
         # Job IDs are data (seed sets may hold anything): "[/]" must not be read as markup.
-        out.print(f"  {tag}_{name:<20} {len(ids):>6}  {text}".rstrip(), markup=False)
+        out.print(f"  {tag}_{name:<20} {counts[name]:>6}  {text}".rstrip(), markup=False)
     if stalled:
         out.print(
             f"  stalled: {stalled} running job(s) stopped heartbeating (jobledger show <id>)",
@@ -208,12 +212,18 @@ def render_status(
             out.print(printable(problem), markup=False)
 
 
-def render_id_lists(tag: str, snapshot: dict[str, list[str]], width: int = 100) -> None:
+def render_id_lists(
+    tag: str,
+    snapshot: dict[str, list[str]],
+    width: int = 100,
+    counts: dict[str, int] | None = None,
+) -> None:
     """Each non-empty set's name and count, then its IDs wrapped into lines of ``width``."""
+    counts = counts or {name: len(ids) for name, ids in snapshot.items()}
     for name, ids in snapshot.items():
         if not ids and name not in SEED_SETS:
             continue
-        click.echo(printable(f"{tag}_{name} {len(ids)}"))
+        click.echo(printable(f"{tag}_{name} {counts[name]}"))
         line: list[str] = []
         used = 0
         for job_id in map(printable, ids):

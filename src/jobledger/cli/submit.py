@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import click
 
 from jobledger.cli.app import common, parse, scheduler_name, scheduler_option
 from jobledger.cli.render import printable, render_status, render_top
-from jobledger.errors import JobledgerError, NotFound, UsageError
+from jobledger.errors import JobledgerError, UsageError
 from jobledger.ledger import utcnow
 
 __all__ = ["demo", "launch", "resubmit"]
@@ -149,10 +150,13 @@ def launch(**kwargs: Any) -> None:
     "--state",
     "states",
     metavar="STATE[,STATE...]",
-    help="Every job in these states (FAILED,TIMEOUT,...).",
+    help="Every job in these states (FAILED,TIMEOUT,...); with --group, the states the "
+    "groups are made of.",
 )
 @click.option(
-    "--group", type=click.IntRange(min=1), help="The jobs of group N of `jobledger failures`."
+    "--group",
+    type=click.IntRange(min=1),
+    help="The jobs of group N of `jobledger failures` (with --state: of `failures --state`).",
 )
 @click.option("--again", is_flag=True, help="Also jobs that were resubmitted before.")
 @click.option("--dry-run", is_flag=True, help="Say what would be resubmitted; submit nothing.")
@@ -164,10 +168,11 @@ def resubmit(**kwargs: Any) -> None:
     record gets resubmitted_as, the new one resubmit_of.
     """
     from jobledger.connection import connect
-    from jobledger.failures import tag_failures
+    from jobledger.errors import Interrupted
     from jobledger.ids import validate_job_id
     from jobledger.launch import launch as do_launch
-    from jobledger.resubmit import plan_resubmission
+    from jobledger.ledger import isoformat
+    from jobledger.resubmit import Skipped, gather, plan_resubmission
     from jobledger.resubmit import resubmit as do_resubmit
     from jobledger.schedulers import get_scheduler
     from jobledger.states import parse_states
@@ -181,19 +186,9 @@ def resubmit(**kwargs: Any) -> None:
     if not (job_ids or states or group):
         raise UsageError("say which jobs: JOBID..., --state FAILED,TIMEOUT or --group N")
     ledger = app.ledger()
-    chosen: dict[str, None] = dict.fromkeys(job_ids)
-    for ids in ledger.snapshot([s.value for s in states]).values():
-        chosen.update(dict.fromkeys(ids))
-    if group:
-        groups = tag_failures(ledger)
-        if group > len(groups):
-            raise UsageError(f"there are {len(groups)} failure group(s); no group {group}")
-        chosen.update(dict.fromkeys(groups[group - 1].job_ids))
-    views = [ledger.job(job_id) for job_id in chosen]
-    for view in views:
-        if not (view.in_all or view.record):
-            raise NotFound(f"job {view.job_id} is not in the ledger of tag {ledger.tag!r}")
-    plans, skipped = plan_resubmission(((v.job_id, v.states, v.record) for v in views), again=again)
+    jobs = gather(ledger, job_ids=job_ids, states=states, group=group)
+    now = utcnow()
+    plans, skipped = plan_resubmission(jobs, again=again, now=now)
     count = sum(len(p.old_ids) for p in plans)
     if dry_run:
         app.emit(
@@ -210,10 +205,22 @@ def resubmit(**kwargs: Any) -> None:
         if not sys.stdin.isatty():
             raise UsageError(f"resubmitting {count} jobs needs confirmation: pass --yes")
         click.confirm(f"Resubmit {count} jobs of tag {ledger.tag!r}?", abort=True, err=True)
+    # Claim the jobs first: two resubmits at once never both run the same job again.
+    claim = f"{uuid.uuid4().hex}|{isoformat(now)}"
+    claimed = set(
+        ledger.claim_resubmission([j for p in plans for j in p.old_ids], claim, again=again)
+    )
+    taken = [j for p in plans for j in p.old_ids if j not in claimed]
+    skipped += [Skipped(j, "another resubmit claimed it meanwhile") for j in taken]
+    if taken:
+        plans, _ = plan_resubmission([j for j in jobs if j[0] in claimed], again=again, now=now)
     warnings: list[str] = []
 
-    def submit(plan: Any) -> list[str]:
-        single = plan.array is None and len(plan.old_ids) == 1
+    def submit(plan: Any) -> tuple[list[str], int | None]:
+        if plan.array is None:
+            link = {"resubmit_of": plan.old_ids[0]}
+        else:  # one field for every task; each keeps its index
+            link = {"resubmit_of_array": plan.old_ids[0].partition("_")[0]}
         result = do_launch(
             Path(plan.script),
             tag=ledger.tag,
@@ -228,7 +235,7 @@ def resubmit(**kwargs: Any) -> None:
             output_dir=Path(plan.output_dir) if plan.output_dir else None,
             extra_args=plan.sbatch_args,
             max_running=plan.max_running,
-            extra_fields={"resubmit_of": plan.old_ids[0]} if single else None,
+            extra_fields=link,
             work_dir=Path(plan.work_dir),
             cluster=plan.cluster,
             now=utcnow(),
@@ -236,31 +243,47 @@ def resubmit(**kwargs: Any) -> None:
         warnings.extend(result.warnings)
         if result.journal_note:
             warnings.append(result.journal_note)
-        return list(result.job_ids)
+        return list(result.job_ids), result.interrupted
 
-    done, failed = do_resubmit(plans, submit=submit, link=ledger.link_resubmissions)
+    outcome = do_resubmit(
+        plans,
+        submit=submit,
+        link=ledger.link_resubmissions,
+        release=lambda ids: ledger.release_resubmission(ids, claim),
+    )
     for warning in dict.fromkeys(warnings):  # once, not once per submission
         click.echo(f"jobledger: warning: {warning}", err=True)
-    skipped += failed
+    skipped += outcome.failed
 
     def human() -> None:
-        for old, new in done:
+        for old, new in outcome.done + outcome.unlinked:
             click.echo(f"{old} -> {new}")
         for s in skipped:
             click.echo(printable(f"skipped {s.job_id}: {s.why}"))
-        if not done and not skipped:
+        if not (outcome.done or outcome.unlinked or skipped):
             click.echo("nothing to resubmit")
 
     app.emit(
         {
             "tag": ledger.tag,
-            "resubmitted": [{"old": old, "new": new} for old, new in done],
+            "resubmitted": [{"old": o, "new": n} for o, n in outcome.done + outcome.unlinked],
+            "unlinked": [{"old": o, "new": n} for o, n in outcome.unlinked],
             "skipped": [vars(s) for s in skipped],
         },
         human,
     )
-    if failed:
-        raise JobledgerError(f"{len(failed)} job(s) could not be resubmitted (see above)")
+    if outcome.unlinked:
+        raise JobledgerError(
+            f"{len(outcome.unlinked)} job(s) were resubmitted but the links could not be "
+            f"written ({outcome.link_error}); their old records keep a claim, so a later "
+            "resubmit skips them unless --again"
+        )
+    if outcome.interrupted:
+        raise Interrupted(
+            "interrupted: the jobs above were resubmitted, the rest were not", outcome.signal or 2
+        )
+    if outcome.failed:
+        raise JobledgerError(f"{len(outcome.failed)} job(s) could not be resubmitted (see above)")
 
 
 def _print_plans(plans: list[Any], skipped: list[Any]) -> None:

@@ -36,9 +36,7 @@ __all__ = ["last", "show", "status", "tags", "top"]
     metavar="STATE[,STATE...]",
     help="Only these sets (FAILED, TIMEOUT, RUNNING, ...); with --ids: one ID per line.",
 )
-@click.option(
-    "--compact", is_flag=True, help="Fold array tasks into ranges: 123_[0-99] (with --ids)."
-)
+@click.option("--compact", is_flag=True, help="Fold array tasks into ranges: 123_[0-99].")
 def status(**kwargs: Any) -> None:
     """Every state set of the tag, with its count and job IDs (seed: test_status.sh)."""
     from jobledger.states import parse_states
@@ -50,6 +48,7 @@ def status(**kwargs: Any) -> None:
     tracker = ledger.tracker_status()
     stalled = ledger.stalled_count()
     shown = {k: compact_ids(v) for k, v in snapshot.items()} if compact else snapshot
+    counts = {k: len(v) for k, v in snapshot.items()}
 
     def human() -> None:
         if states is not None and all_ids:
@@ -59,14 +58,16 @@ def status(**kwargs: Any) -> None:
                     click.echo(printable(job_id))
             return
         if all_ids:
-            render_id_lists(ledger.tag, shown)
+            render_id_lists(ledger.tag, shown, counts=counts)
             return
         total = None if "ALL" in snapshot else ledger.counts()["ALL"]
-        render_status(ledger.tag, shown, tracker=tracker, stalled=stalled, total=total)
+        render_status(
+            ledger.tag, shown, tracker=tracker, stalled=stalled, total=total, counts=counts
+        )
 
     data: dict[str, Any] = {
         "tag": ledger.tag,
-        "counts": {k: len(v) for k, v in snapshot.items()},
+        "counts": counts,
         "jobs": shown,
         "tracker": tracker,
         "stalled": stalled,

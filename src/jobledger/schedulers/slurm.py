@@ -213,7 +213,11 @@ class SlurmScheduler:
         for start in range(0, len(ended), self.chunk_size):
             chunk = ",".join(ended[start : start + self.chunk_size])
             argv = ["sacct", "-P", "-n", "-o", ",".join(USAGE_FIELDS), *where, "-j", chunk]
-            proc = self._run(argv)
+            try:
+                proc = self._run(argv)
+            except SchedulerError as exc:  # what a job used never holds up its filing
+                log.warning("sacct (usage) failed: %s", exc)
+                continue
             if proc.returncode != 0:
                 log.warning("sacct (usage) failed: %s", _first_line(proc.stderr))
                 continue
