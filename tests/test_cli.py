@@ -139,6 +139,9 @@ def test_status_state_ids_prints_one_id_per_line_for_xargs(cli: CLI, client: red
     assert data["counts"] == {"FAILED": 5}
     assert data["jobs"] == {"FAILED": ["7", "12_0", "12_1", "12_2", "12_5"]}
     assert "unknown state 'FINISHED'" in error(bad, 2)
+    every = parsed(cli("status", "-t", "t", "--state", "all,failed", "--json"))
+    assert every["counts"] == {"ALL": 7, "FAILED": 5}
+    assert "no state given" in error(cli("status", "-t", "t", "--state", ","), 2)
 
 
 def test_tags_says_so_when_there_are_none(cli: CLI) -> None:

@@ -9,11 +9,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from conftest import CLI
-from jobledger.failures import group_failures, normalise
+from jobledger.failures import UNREAD, group_failures, normalise
 from jobledger.ledger import Ledger
 from jobledger.process import identity
 from jobledger.resubmit import plan_resubmission
@@ -48,7 +49,7 @@ def test_groups_are_by_state_exit_reason_and_message_largest_first() -> None:
         (2, "FAILED", "exit 1", "ValueError: <n> < <n>"),
         (1, "FAILED", "exit 1", "KeyError: 'a1'"),
         (1, "FAILED", "exit 2", "ValueError: <n> < <n>"),
-        (1, "TIMEOUT", "signal 15", ""),
+        (1, "TIMEOUT", "signal 15", UNREAD),  # no stderr line could be read
     ]
     assert groups[0].job_ids == ["2", "3"] and groups[0].sample == "ValueError: 7 < 8"
 
@@ -120,6 +121,12 @@ def test_failures_groups_real_failed_jobs_and_resubmit_reruns_one_group(cli: CLI
     assert old["resubmitted_as"] == f"{new_base}_3" and new["resubmit_of"] == array[3]
     assert new["script"] == str(script) and new["array"] == "1,3,4,5"
     track_until(cli, "fg", "done")
+    after = json.loads(cli("failures", "--tag", "fg", "--json").out)
+    assert after["resubmitted_not_grouped"] == 4  # the reruns failed alike: 4 new, 4 done
+    assert after["groups"][0]["job_ids"] == [f"{new_base}_{i}" for i in (1, 3, 4, 5)]
+    every = json.loads(cli("failures", "--tag", "fg", "--resubmitted", "--json").out)
+    assert every["groups"][0]["count"] == 8
+    assert cli("failures", "--tag", "fg", "--state", "COMPLETED").code == 2
     again = cli("resubmit", "--tag", "fg", array[3], "--json")
     assert json.loads(again.out)["skipped"][0]["why"].startswith("already resubmitted as")
     rerun = json.loads(cli("resubmit", "--tag", "fg", array[3], "--again", "--json").out)
@@ -167,7 +174,11 @@ def test_a_running_job_that_stops_heartbeating_is_stalled_and_can_be_cancelled(
     assert json.loads(run.out)[0]["stalled"] == [hung_id]
     status = json.loads(cli("status", "--tag", "st", "--json").out)
     assert status["stalled"] == 1 and hung_id in status["jobs"]["PENDING_AND_RUNNING"]
-    assert "stalled: 1 running job(s)" in cli("status", "--tag", "st").out
+    assert status["stalled_ids"] == [hung_id]
+    assert (
+        f"stalled: 1 running job(s) stopped heartbeating: {hung_id}"
+        in cli("status", "--tag", "st").out
+    )
     show = json.loads(cli("show", hung_id, "--tag", "st", "--json").out)
     assert show["stalled_since"] and show["states"] == ["PENDING_AND_RUNNING"]
     assert json.loads(cli("show", quiet_id, "--tag", "st", "--json").out)["stalled_since"] is None
@@ -198,8 +209,9 @@ def test_a_running_job_that_stops_heartbeating_is_stalled_and_can_be_cancelled(
 # --- the tracker's extras never get in the way of filing ---------------------------
 
 
-def _tracker(client: redis.Redis, home: Path, tag: str, **settings: float) -> Tracker:
-    return Tracker(
+def _pass(client: redis.Redis, home: Path, tag: str, now: datetime, **settings: float) -> Any:
+    """One tracker pass with these settings, its lease released (the next may differ)."""
+    tracker = Tracker(
         client,
         lambda: [tag],
         scheduler=lambda _name: LocalScheduler(home),
@@ -207,6 +219,11 @@ def _tracker(client: redis.Redis, home: Path, tag: str, **settings: float) -> Tr
         home=home,
         settings=TrackerSettings(**settings),  # type: ignore[arg-type]
     )
+    try:
+        [report] = tracker.run_pass(now=now)
+    finally:
+        tracker.release()
+    return report
 
 
 def _local_job(
@@ -234,11 +251,17 @@ def test_only_a_job_its_scheduler_runs_now_is_stalled_by_a_heartbeat_of_this_run
         "5": now.timestamp() - 600,  # ended: forgotten, with nothing in the stalled set
     }
     jl_client.zadd("jobledger:q:heartbeats", beats)
-    [report] = _tracker(jl_client, tmp_path, "q", stall_after_s=10).run_pass(now=now)
+    report = _pass(jl_client, tmp_path, "q", now, stall_after_s=10)
     assert report.problems == [] and report.stalled == ["3"]
     assert [m[0] for m in report.moved] == ["5"]
     assert jl_client.zscore("jobledger:q:heartbeats", "5") is None
     assert jl_client.smembers("jobledger:q:stalled") == {"3"}
+    # A pass with a longer stall_after is no heartbeat: the job stays stalled.
+    report = _pass(jl_client, tmp_path, "q", now, stall_after_s=3600)
+    assert report.recovered == [] and jl_client.smembers("jobledger:q:stalled") == {"3"}
+    jl_client.zadd("jobledger:q:heartbeats", {"3": now.timestamp()})  # a new one is
+    report = _pass(jl_client, tmp_path, "q", now, stall_after_s=10)
+    assert report.recovered == ["3"] and jl_client.scard("jobledger:q:stalled") == 0
 
 
 def test_a_stderr_that_is_a_fifo_neither_hangs_nor_stops_the_filing(
@@ -251,7 +274,7 @@ def test_a_stderr_that_is_a_fifo_neither_hangs_nor_stops_the_filing(
     _local_job(jl_client, tmp_path, "ff", "1", {**ended, "ended_at": now.isoformat()})
     jl_client.hset("jobledger:ff:job:1", "stderr", str(fifo))
     started = time.monotonic()
-    [report] = _tracker(jl_client, tmp_path, "ff").run_pass(now=now)
+    report = _pass(jl_client, tmp_path, "ff", now)
     assert time.monotonic() - started < 10
     assert report.moved == [("1", "PENDING_AND_RUNNING", "FAILED")] and report.problems == []
     assert jl_client.hget("jobledger:ff:job:1", "stderr_last") is None

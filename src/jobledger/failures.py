@@ -14,13 +14,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobledger.errors import UsageError
 from jobledger.ids import job_sort_key, sort_job_ids
 from jobledger.logs import job_logs, last_line
 from jobledger.states import TERMINAL_STATES, State
 
-__all__ = ["FAILURE_STATES", "FailureGroup", "group_failures", "normalise", "tag_failures"]
+__all__ = [
+    "FAILURE_STATES",
+    "UNREAD",
+    "FailureGroup",
+    "Failures",
+    "group_failures",
+    "normalise",
+    "tag_failures",
+]
 
 FAILURE_STATES = tuple(s for s in TERMINAL_STATES if s is not State.COMPLETED)
+UNREAD = "(stderr not readable here)"
+"""The message of jobs whose stderr file is missing, unreadable or on another machine."""
 
 _EXAMPLES = 5
 # (placeholder, pattern), tried in this order at each position of the line: times and
@@ -95,12 +106,14 @@ def group_failures(
 ) -> list[FailureGroup]:
     """Group ``(job ID, state, record, last stderr line)``, largest group first.
 
-    Ties keep the order of the first job of each group (by job ID).
+    Ties keep the order of the first job of each group (by job ID).  A job whose
+    stderr could not be read (None) groups under ``UNREAD``, one with an empty stderr
+    ("") under an empty message.
     """
     groups: dict[tuple[str, str, str, str], FailureGroup] = {}
     for job_id, state, record, last in sorted(jobs, key=lambda j: job_sort_key(j[0])):
         reason = normalise(record.get("reason") or "")
-        message = normalise(last) if last else ""
+        message = UNREAD if last is None else normalise(last)
         key = (state, _exit(record), reason, message)
         if key not in groups:
             groups[key] = FailureGroup(state, key[1], reason, message, sample=last or "")
@@ -110,21 +123,43 @@ def group_failures(
 
 # What grouping reads of each record, and what finding a stderr file without one takes.
 _FIELDS = (
-    *("exit_code", "signal", "reason", "stderr_last"),
+    *("exit_code", "signal", "reason", "stderr_last", "resubmitted_as"),
     *("stderr", "nodes", "raw_job_id", "name", "user"),
 )
 
 
-def tag_failures(ledger: Any, states: Sequence[State] = FAILURE_STATES) -> list[FailureGroup]:
-    """The failure groups of a tag's jobs in ``states``; the stderr line comes from the
-    record (the tracker keeps it) or, for jobs filed before it did, from the file."""
+@dataclass
+class Failures:
+    """A tag's failure groups, and how many failed jobs were left out as resubmitted."""
+
+    groups: list[FailureGroup]
+    resubmitted: int = 0
+
+
+def tag_failures(
+    ledger: Any, states: Sequence[State] = FAILURE_STATES, *, resubmitted: bool = False
+) -> Failures:
+    """The failure groups of a tag's jobs in ``states`` (end states other than COMPLETED;
+    UsageError for others).  The stderr line comes from the record (the tracker keeps
+    it) or, for jobs filed before it did, from the file.  Jobs already resubmitted are
+    counted, not grouped, unless ``resubmitted``: a group is what still needs a rerun."""
+    wrong = [s.value for s in states if s not in FAILURE_STATES]
+    if wrong:
+        raise UsageError(
+            f"{', '.join(wrong)}: not a failure (failures are the end states other than "
+            "COMPLETED: " + ", ".join(s.value for s in FAILURE_STATES) + ")"
+        )
     members = ledger.snapshot([s.value for s in states])
     jobs = []
+    left_out = 0
     for state in states:
         for job_id, record in ledger.records(members[state.value], fields=_FIELDS):
+            if record.get("resubmitted_as") and not resubmitted:
+                left_out += 1
+                continue
             line = record.get("stderr_last")  # "": the tracker read it and found nothing
             if line is None:
                 path = job_logs(job_id, record).stderr
                 line = last_line(path) if path else None
             jobs.append((job_id, state.value, record, line))
-    return group_failures(jobs)
+    return Failures(group_failures(jobs), left_out)

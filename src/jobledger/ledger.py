@@ -391,10 +391,6 @@ class Ledger:
             replies = pipe.execute()
         return {n: sort_job_ids(set(r)) for n, r in zip(names, replies, strict=True)}
 
-    def stalled_count(self) -> int:
-        """How many running jobs the tracker saw stop heartbeating."""
-        return int(self.client.scard(self.layout.stalled_jobs(self.tag)))
-
     def stalled(self) -> list[str]:
         members = self.client.smembers(self.layout.stalled_jobs(self.tag))
         return sort_job_ids({str(j) for j in members})

@@ -233,6 +233,7 @@ def gather(
     job_ids: Sequence[str] = (),
     states: Sequence[State] = (),
     group: int | None = None,
+    again: bool = False,
 ) -> list[tuple[str, list[State], dict[str, str]]]:
     """The jobs a resubmission is about, each with its state sets and record.
 
@@ -240,7 +241,8 @@ def gather(
     job in ``states`` is added, its records read a pipelined chunk at a time.  With
     ``group``, ``states`` instead choose which end states the failure groups are made
     of (as ``jobledger failures --state`` does), and the jobs of group ``group`` are
-    added.
+    added (groups of jobs not resubmitted yet, or with ``again`` of all, as
+    ``jobledger failures [--resubmitted]`` numbers them).
     """
     from jobledger.failures import FAILURE_STATES, tag_failures
 
@@ -252,9 +254,13 @@ def gather(
         found[job_id] = (job_id, list(view.states), dict(view.record))
     members: dict[str, State] = {}
     if group is not None:
-        groups = tag_failures(ledger, list(states) or FAILURE_STATES)
+        chosen = list(states) or list(FAILURE_STATES)
+        groups = tag_failures(ledger, chosen, resubmitted=again).groups
         if not 1 <= group <= len(groups):
-            raise UsageError(f"there are {len(groups)} failure group(s); no group {group}")
+            among = ", ".join(s.value for s in chosen) if states else "every failure state"
+            raise UsageError(
+                f"there are {len(groups)} failure group(s) of {among}; no group {group}"
+            )
         members = dict.fromkeys(groups[group - 1].job_ids, State(groups[group - 1].state))
     else:
         for name, ids in ledger.snapshot([s.value for s in states]).items():

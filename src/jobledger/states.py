@@ -56,7 +56,8 @@ def parse_states(text: str, *, allow_all: bool = False) -> list[State]:
         try:
             state = State(word)
         except ValueError:
-            known = ", ".join(s.value for s in State)
+            known = ", ".join(s.value for s in State) + ", or RUNNING/PENDING"
+            known += ", ALL" if allow_all else ""
             raise UsageError(f"unknown state {word!r} (known: {known})") from None
         if state not in states:
             states.append(state)

@@ -561,8 +561,17 @@ class Tracker:
             if info.started_at is not None and beat < info.started_at.timestamp():
                 continue  # the heartbeat of an earlier run of the job (before a requeue)
             marks[job_id] = isoformat(moment)
+        # Back from stalled: a heartbeat came after the one it stalled on (not merely a
+        # pass with a longer stall_after), or its scheduler no longer runs it (requeued).
+        watched_stalled = [j for j in stalled if j in running]
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in watched_stalled:
+                pipe.zscore(beats, job_id)
+            scores = pipe.execute() if watched_stalled else []
         recovered = [
-            j for j in stalled if j in running and (j not in stale or not _executing(infos.get(j)))
+            j
+            for j, score in zip(watched_stalled, scores, strict=True)
+            if not _executing(infos.get(j)) or _beat_since(score, records.get(j, {}))
         ]
         marks.update(dict.fromkeys(recovered))
         gone_beats = [j for j in stale if j not in running]  # ended: it means nothing now
@@ -585,7 +594,7 @@ class Tracker:
             if ids:
                 shown = " ".join(sorted(ids, key=job_sort_key)[:20])
                 more = f" (+{len(ids) - 20} more)" if len(ids) > 20 else ""
-                log.warning("%s: %d job(s) %s: %s%s", ledger.tag, len(ids), what, shown, more)
+                log.info("%s: %d job(s) %s: %s%s", ledger.tag, len(ids), what, shown, more)
         if self.settings.cancel_stalled:
             self._cancel_stalled(
                 ledger,
@@ -719,6 +728,18 @@ def _moment(unix_time: float) -> datetime | None:
         return datetime.fromtimestamp(unix_time, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def _beat_since(score: float | None, record: Mapping[str, str]) -> bool:
+    """A heartbeat newer than the one the job was marked stalled on (the mark is in whole
+    seconds, so newer means more than a second after it)."""
+    since = record.get("stalled_since")
+    if score is None or not since:
+        return False
+    try:
+        return float(score) >= parse_moment(since, "stalled_since").timestamp() + 1.0
+    except ValueError:
+        return True  # a mark that cannot be read: let the job be judged afresh
 
 
 def _executing(info: JobInfo | None) -> bool:

@@ -238,11 +238,15 @@ def _print_usage(tag: str, per_state: dict[str, Any], most: list[Any], longest: 
         f"{'max RSS med/max':>21}  {'CPU eff med':>11}  {'mem eff med':>11}"
     )
     click.echo(header)
+
+    def hs(seconds: float | None) -> str:
+        return human_seconds(seconds, clock=True)  # one format per column
+
     for state, s in per_state.items():
         e, r = s["elapsed_s"], s["max_rss_bytes"]
         click.echo(
             f"{state:<20} {s['count']:>6} {e['measured']:>8}  "
-            f"{human_seconds(e['median']) + ' / ' + human_seconds(e['max']):>19}  "
+            f"{hs(e['median']) + ' / ' + hs(e['max']):>19}  "
             f"{human_bytes(r['median']) + ' / ' + human_bytes(r['max']):>21}  "
             f"{_percent(s['cpu_efficiency']['median']):>11}  "
             f"{_percent(s['mem_efficiency']['median']):>11}"
@@ -272,37 +276,49 @@ def _print_usage(tag: str, per_state: dict[str, Any], most: list[Any], longest: 
     metavar="STATE[,STATE...]",
     help="Only these end states (default: every one but COMPLETED).",
 )
+@click.option("--resubmitted", is_flag=True, help="Also group jobs that were already resubmitted.")
 def failures(**kwargs: Any) -> None:
     """Jobs that ended other than COMPLETED, grouped by state, exit code, reason and
     the last line of stderr (numbers, paths and hex IDs normalised away)."""
-    app, (states_text,) = parse(kwargs, "states")
     from jobledger.failures import FAILURE_STATES, tag_failures
 
+    app, (states_text, resubmitted) = parse(kwargs, "states", "resubmitted")
     states = _states(states_text, FAILURE_STATES)
+    if states_text is not None and states_text.strip().upper() == "ALL":
+        states = list(FAILURE_STATES)
     ledger = app.ledger()
-    groups = tag_failures(ledger, states)
+    found = tag_failures(ledger, states, resubmitted=resubmitted)
+    groups = found.groups
     total = sum(g.count for g in groups)
 
     def human() -> None:
+        left_out = (
+            f"; {found.resubmitted} already resubmitted, not grouped (--resubmitted)"
+            if found.resubmitted
+            else ""
+        )
         if not groups:
-            click.echo(f"tag {ledger.tag}: no failed jobs")
+            click.echo(f"tag {ledger.tag}: no failed jobs{left_out}")
             return
-        click.echo(f"tag {ledger.tag}: {total} job(s) in {len(groups)} group(s)")
+        click.echo(f"tag {ledger.tag}: {total} job(s) in {len(groups)} group(s){left_out}")
         for number, g in enumerate(groups[:_GROUPS_SHOWN], 1):
-            why = " ".join(p for p in (g.reason, g.message) if p) or "(no reason, empty stderr)"
+            message = g.message or "(empty stderr)"
+            why = " ".join(p for p in (g.reason, message) if p)
             click.echo(printable(f"{number:>3}. {g.count:>6} x {g.state} {g.exit}: {why}"))
             examples = g.examples
             more = f" (+{g.count - len(examples)} more)" if g.count > len(examples) else ""
             click.echo(printable(f"       e.g. {' '.join(examples)}{more}"))
         if len(groups) > _GROUPS_SHOWN:
             click.echo(f"... {len(groups) - _GROUPS_SHOWN} more group(s): --json lists them all")
-        also = f" --state {states_text}" if states_text else ""
+        also = f" --state {','.join(s.value for s in states)}" if states_text else ""
+        also += " --again" if resubmitted else ""
         click.echo(f"Resubmit one group: jobledger resubmit --group N{also}")
 
     app.emit(
         {
             "tag": ledger.tag,
             "total": total,
+            "resubmitted_not_grouped": found.resubmitted,
             "groups": [g.as_dict(n) for n, g in enumerate(groups, 1)],
         },
         human,

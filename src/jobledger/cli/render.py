@@ -99,18 +99,19 @@ def console() -> Any:
     return Console(highlight=False, soft_wrap=True, emoji=False)
 
 
-def human_seconds(seconds: float | None) -> str:
-    """``3725`` -> ``1:02:05``; ``2.5`` -> ``2.5 s``; ``None`` -> ``-``."""
+def human_seconds(seconds: float | None, *, clock: bool = False) -> str:
+    """``3725`` -> ``1:02:05``; ``2.5`` -> ``2.5 s`` (``clock``: ``0:00:03``); ``None``
+    -> ``-``."""
     if seconds is None:
         return "-"
-    if seconds < 60:
+    if seconds < 60 and not clock:
         return f"{seconds:.1f} s"
     whole = round(seconds)
     days, rest = divmod(whole, 86400)
     h, rest = divmod(rest, 3600)
     m, s = divmod(rest, 60)
-    clock = f"{h}:{m:02d}:{s:02d}"
-    return f"{days}-{clock}" if days else clock
+    hms = f"{h}:{m:02d}:{s:02d}"
+    return f"{days}-{hms}" if days else hms
 
 
 def human_bytes(size: float | None) -> str:
@@ -175,7 +176,7 @@ def render_status(
     snapshot: dict[str, list[str]],
     *,
     tracker: dict[str, str] | None = None,
-    stalled: int = 0,
+    stalled: Sequence[str] = (),
     total: int | None = None,
     counts: dict[str, int] | None = None,
 ) -> None:
@@ -195,8 +196,9 @@ def render_status(
         # Job IDs are data (seed sets may hold anything): "[/]" must not be read as markup.
         out.print(f"  {tag}_{name:<20} {counts[name]:>6}  {text}".rstrip(), markup=False)
     if stalled:
+        names = " ".join(map(printable, stalled[:5])) + (" ..." if len(stalled) > 5 else "")
         out.print(
-            f"  stalled: {stalled} running job(s) stopped heartbeating (jobledger show <id>)",
+            f"  stalled: {len(stalled)} running job(s) stopped heartbeating: {names}",
             markup=False,
         )
     if tracker:

@@ -186,7 +186,7 @@ def resubmit(**kwargs: Any) -> None:
     if not (job_ids or states or group):
         raise UsageError("say which jobs: JOBID..., --state FAILED,TIMEOUT or --group N")
     ledger = app.ledger()
-    jobs = gather(ledger, job_ids=job_ids, states=states, group=group)
+    jobs = gather(ledger, job_ids=job_ids, states=states, group=group, again=again)
     now = utcnow()
     plans, skipped = plan_resubmission(jobs, again=again, now=now)
     count = sum(len(p.old_ids) for p in plans)

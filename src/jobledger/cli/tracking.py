@@ -135,7 +135,7 @@ def track(**kwargs: Any) -> None:
                 for job_id, source, target in r.moved:
                     click.echo(f"  {job_id}: {source} -> {target}")
                 for job_id in r.stalled:
-                    click.echo(f"  {job_id}: stalled (no heartbeat for {stall_after_s:g} s)")
+                    click.echo(f"  {job_id}: stalled (no heartbeat for over {stall_after_s:g} s)")
                 for job_id in r.recovered:
                     click.echo(f"  {job_id}: heartbeating again")
                 if r.cancelled:

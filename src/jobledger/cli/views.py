@@ -20,7 +20,7 @@ from jobledger.cli.render import (
     render_top,
     shown_value,
 )
-from jobledger.errors import NotFound
+from jobledger.errors import NotFound, UsageError
 from jobledger.states import State
 from jobledger.usage import USAGE_FIELDS, usage_from_record
 
@@ -42,18 +42,27 @@ def status(**kwargs: Any) -> None:
     from jobledger.states import parse_states
 
     app, (all_ids, states_text, compact) = parse(kwargs, "all_ids", "states", "compact")
-    states = parse_states(states_text) if states_text else None
+    names: list[str] | None = None
+    states: list[State] | None = None
+    if states_text is not None:
+        words = [w.strip() for w in states_text.split(",") if w.strip()]
+        wants_all = any(w.upper() == "ALL" for w in words)  # the <tag>_ALL set itself
+        rest = [w for w in words if w.upper() != "ALL"]
+        states = parse_states(",".join(rest)) if rest else []
+        names = (["ALL"] if wants_all else []) + [s.value for s in states]
+        if not names:
+            raise UsageError("no state given (e.g. --state FAILED,TIMEOUT, or ALL)")
     ledger = app.ledger()
-    snapshot = ledger.snapshot(None if states is None else [s.value for s in states])
+    snapshot = ledger.snapshot(names)
     tracker = ledger.tracker_status()
-    stalled = ledger.stalled_count()
+    stalled = ledger.stalled() if states is None or State.PENDING_AND_RUNNING in states else []
     shown = {k: compact_ids(v) for k, v in snapshot.items()} if compact else snapshot
     counts = {k: len(v) for k, v in snapshot.items()}
 
     def human() -> None:
-        if states is not None and all_ids:
+        if names is not None and all_ids:
             # For xargs: IDs only, one per line, in the order of the sets asked for.
-            for name in (s.value for s in states):
+            for name in names or []:
                 for job_id in shown[name]:
                     click.echo(printable(job_id))
             return
@@ -70,7 +79,8 @@ def status(**kwargs: Any) -> None:
         "counts": counts,
         "jobs": shown,
         "tracker": tracker,
-        "stalled": stalled,
+        "stalled": len(stalled),
+        "stalled_ids": stalled,
     }
     app.emit(data, human)
 
