@@ -259,6 +259,12 @@ def test_only_a_job_its_scheduler_runs_now_is_stalled_by_a_heartbeat_of_this_run
     # A pass with a longer stall_after is no heartbeat: the job stays stalled.
     report = _pass(jl_client, tmp_path, "q", now, stall_after_s=3600)
     assert report.recovered == [] and jl_client.smembers("jobledger:q:stalled") == {"3"}
+    # A pass that gets no answer about it (scheduler state unreadable) changes nothing.
+    task_dir = tmp_path / ".jobledger" / "local" / "3"
+    task_dir.rename(tmp_path / "hidden")
+    report = _pass(jl_client, tmp_path, "q", now, stall_after_s=10)
+    assert report.recovered == [] and jl_client.smembers("jobledger:q:stalled") == {"3"}
+    (tmp_path / "hidden").rename(task_dir)
     jl_client.zadd("jobledger:q:heartbeats", {"3": now.timestamp()})  # a new one is
     report = _pass(jl_client, tmp_path, "q", now, stall_after_s=10)
     assert report.recovered == ["3"] and jl_client.scard("jobledger:q:stalled") == 0

@@ -562,7 +562,8 @@ class Tracker:
                 continue  # the heartbeat of an earlier run of the job (before a requeue)
             marks[job_id] = isoformat(moment)
         # Back from stalled: a heartbeat came after the one it stalled on (not merely a
-        # pass with a longer stall_after), or its scheduler no longer runs it (requeued).
+        # pass with a longer stall_after), or its scheduler says it no longer runs it
+        # (requeued); a job this pass has no answer about stays as it is.
         watched_stalled = [j for j in stalled if j in running]
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in watched_stalled:
@@ -571,7 +572,7 @@ class Tracker:
         recovered = [
             j
             for j, score in zip(watched_stalled, scores, strict=True)
-            if not _executing(infos.get(j)) or _beat_since(score, records.get(j, {}))
+            if (j in infos and not _executing(infos[j])) or _beat_since(score, records.get(j, {}))
         ]
         marks.update(dict.fromkeys(recovered))
         gone_beats = [j for j in stale if j not in running]  # ended: it means nothing now
