@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from jobledger.ledger import Ledger, Transition, isoformat, utcnow
 from jobledger.logs import job_logs, last_line
 from jobledger.schedulers import Scheduler
 from jobledger.schedulers.base import JobInfo
+from jobledger.stalls import StallCheck
 from jobledger.states import REQUEUEABLE_STATES, State
 from jobledger.usage import usage_fields
 
@@ -484,7 +485,19 @@ class Tracker:
             if self.settings.stall_after_s > 0:
                 running = {j for j, st in watched.items() if st is State.PENDING_AND_RUNNING}
                 running -= {tr.job_id for tr in moves}
-                self._stalls(ledger, token, running, infos, records, report, now)
+                check = StallCheck(
+                    self.client,
+                    ledger,
+                    token,
+                    stall_after_s=self.settings.stall_after_s,
+                    renew=lambda: self._renew(tag, token),
+                )
+                found = check.run(running, infos, records, now=now)
+                if found.lost_lease:
+                    raise LostLease(tag)
+                if self.settings.cancel_stalled:
+                    self._cancel_stalled(ledger, token, found.still_stalled, records, report, now)
+                report.stalled, report.recovered = found.stalled, found.recovered
         for job_id, why in report.problems:
             log.warning("tag %s, job %s: skipped: %s", tag, job_id or "(unknown)", why)
         if self._write_status(tag, report, now, token=token) == -1:
@@ -524,88 +537,6 @@ class Tracker:
             if -1 in [int(r) for r in pipe.execute()]:
                 raise LostLease(ledger.tag)
 
-    def _stalls(
-        self,
-        ledger: Ledger,
-        token: str,
-        running: set[str],
-        infos: Mapping[str, JobInfo],
-        records: Mapping[str, Mapping[str, str]],
-        report: PassReport,
-        now: datetime,
-    ) -> None:
-        """Mark running jobs whose last heartbeat is older than stall_after; clear those
-        heartbeating again; forget heartbeats of jobs that ended.  Reads only the stale
-        end of the heartbeat index and the (small) stalled set, not every job.
-
-        Only a job its scheduler says is RUNNING now can be stalled, and only by a
-        heartbeat of this run of it: a job queued again after a requeue, or suspended,
-        is not running its code."""
-        beats = self.layout.heartbeats(ledger.tag)
-        stalled_set = self.layout.stalled_jobs(ledger.tag)
-        threshold = now.timestamp() - self.settings.stall_after_s
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(beats, "-inf", threshold, withscores=True)
-            pipe.smembers(stalled_set)
-            old_beats, members = pipe.execute()
-        stale = dict(_pairs(old_beats))
-        stalled = {str(j) for j in members}
-        marks: dict[str, str | None] = {}
-        for job_id, beat in stale.items():
-            if job_id not in running or job_id in stalled:
-                continue
-            info = infos.get(job_id)
-            moment = _moment(beat)
-            if info is None or not _executing(info) or moment is None:
-                continue
-            if info.started_at is not None and beat < info.started_at.timestamp():
-                continue  # the heartbeat of an earlier run of the job (before a requeue)
-            marks[job_id] = isoformat(moment)
-        # Back from stalled: a heartbeat came after the one it stalled on (not merely a
-        # pass with a longer stall_after), or its scheduler says it no longer runs it
-        # (requeued); a job this pass has no answer about stays as it is.
-        watched_stalled = [j for j in stalled if j in running]
-        with self.client.pipeline(transaction=False) as pipe:
-            for job_id in watched_stalled:
-                pipe.zscore(beats, job_id)
-            scores = pipe.execute() if watched_stalled else []
-        recovered = [
-            j
-            for j, score in zip(watched_stalled, scores, strict=True)
-            if (j in infos and not _executing(infos[j])) or _beat_since(score, records.get(j, {}))
-        ]
-        marks.update(dict.fromkeys(recovered))
-        gone_beats = [j for j in stale if j not in running]  # ended: it means nothing now
-        gone_stalled = [j for j in stalled if j not in running]
-        with self.client.pipeline(transaction=False) as pipe:
-            for job_id, since in marks.items():
-                ledger.set_stalled(job_id, since=since, now=now, fence=token, pipeline=pipe)
-            if gone_beats:
-                pipe.zrem(beats, *gone_beats)
-            if gone_stalled:
-                pipe.srem(stalled_set, *gone_stalled)
-            replies = pipe.execute()
-        for (job_id, since), reply in zip(marks.items(), replies, strict=False):
-            if reply == -1:
-                raise LostLease(ledger.tag)
-            if reply == 1:
-                (report.stalled if since else report.recovered).append(job_id)
-        # One line per pass, not per job: 100,000 jobs can stall at once (a hung filesystem).
-        for ids, what in ((report.stalled, "stalled"), (report.recovered, "heartbeating again")):
-            if ids:
-                shown = " ".join(sorted(ids, key=job_sort_key)[:20])
-                more = f" (+{len(ids) - 20} more)" if len(ids) > 20 else ""
-                log.info("%s: %d job(s) %s: %s%s", ledger.tag, len(ids), what, shown, more)
-        if self.settings.cancel_stalled:
-            self._cancel_stalled(
-                ledger,
-                token,
-                (stalled - set(recovered)) & running | set(report.stalled),
-                records,
-                report,
-                now,
-            )
-
     def _cancel_stalled(
         self,
         ledger: Ledger,
@@ -636,7 +567,8 @@ class Tracker:
                     ledger.update_record(
                         job_id, State.PENDING_AND_RUNNING, stamp, fence=token, pipeline=pipe
                     )
-                pipe.execute()
+                if -1 in [int(r) for r in pipe.execute()]:
+                    raise LostLease(ledger.tag)
             report.cancelled += list(jobs)
 
     def _update(
@@ -717,35 +649,6 @@ class Tracker:
         for lease in self.leases.values():
             with contextlib.suppress(redis.RedisError):  # otherwise it expires by itself
                 lease.release()
-
-
-def _pairs(reply: Any) -> list[tuple[str, float]]:
-    return [(str(member), float(score)) for member, score in reply or []]
-
-
-def _moment(unix_time: float) -> datetime | None:
-    """A heartbeat's time; None for a score no clock gives (-inf, 1e300: written by hand)."""
-    try:
-        return datetime.fromtimestamp(unix_time, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _beat_since(score: float | None, record: Mapping[str, str]) -> bool:
-    """A heartbeat newer than the one the job was marked stalled on (the mark is in whole
-    seconds, so newer means more than a second after it)."""
-    since = record.get("stalled_since")
-    if score is None or not since:
-        return False
-    try:
-        return float(score) >= parse_moment(since, "stalled_since").timestamp() + 1.0
-    except ValueError:
-        return True  # a mark that cannot be read: let the job be judged afresh
-
-
-def _executing(info: JobInfo | None) -> bool:
-    """The scheduler says the job runs now (not pending, requeued, suspended, ending)."""
-    return info is not None and info.raw_state.split(" ")[0].rstrip("+") == "RUNNING"
 
 
 def backoff(interval_s: float, failures: int, cap_s: float) -> float:
