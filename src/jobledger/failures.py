@@ -16,7 +16,7 @@ from typing import Any
 
 from jobledger.errors import UsageError
 from jobledger.ids import job_sort_key, sort_job_ids
-from jobledger.logs import job_logs, last_line
+from jobledger.logs import stderr_last_line
 from jobledger.states import TERMINAL_STATES, State
 
 __all__ = [
@@ -159,7 +159,6 @@ def tag_failures(
                 continue
             line = record.get("stderr_last")  # "": the tracker read it and found nothing
             if line is None:
-                path = job_logs(job_id, record).stderr
-                line = last_line(path) if path else None
+                line = stderr_last_line(job_id, record)
             jobs.append((job_id, state.value, record, line))
     return Failures(group_failures(jobs), left_out)

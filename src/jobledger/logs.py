@@ -35,6 +35,7 @@ __all__ = [
     "read_lines",
     "resolve",
     "sbatch_directives",
+    "stderr_last_line",
     "tail",
 ]
 
@@ -292,6 +293,13 @@ def last_line(path: str) -> str | None:
     if found is None:
         return None
     return next((line.strip()[:500] for line in reversed(found) if line.strip()), "")
+
+
+def stderr_last_line(job_id: str, record: Mapping[str, str]) -> str | None:
+    """The last non-empty line of a job's stderr ("" if none), or None when its record
+    names no file or this machine cannot read it."""
+    path = job_logs(job_id, record).stderr
+    return last_line(path) if path else None
 
 
 def chunks(fd: int, start: int = 0) -> Iterator[bytes]:

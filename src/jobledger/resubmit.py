@@ -69,6 +69,21 @@ class Plan:
         }
 
 
+# The fields that make two jobs' submissions the same.
+_ALIKE = (
+    "scheduler",
+    "script",
+    "work_dir",
+    "name",
+    "output_dir",
+    "time_limit",
+    "sbatch_args",
+    "max_running",
+    "array",
+    "cluster",
+)
+
+
 def _why_not(
     states: Sequence[State],
     record: Mapping[str, str],
@@ -128,35 +143,23 @@ def plan_resubmission(
         except ValueError:
             skipped.append(Skipped(job_id, "its record's sbatch_args is not a JSON list"))
             continue
-        max_running = record.get("max_running")
-        key = (
-            record.get("scheduler") or "",
-            record["script"],
-            record["work_dir"],
-            record.get("name") or "",
-            record.get("output_dir") or "",
-            record.get("time_limit"),
-            args,
-            max_running,
-            record.get("cluster"),
-            base if task else job_id,  # tasks of one array go again together
+        max_running = record.get("max_running") or ""
+        throttle = array_throttle(record["array"]) if task and record.get("array") else None
+        plan = Plan(
+            scheduler=record.get("scheduler") or "",
+            script=record["script"],
+            work_dir=record["work_dir"],
+            name=record.get("name") or "",
+            output_dir=record.get("output_dir") or "",
+            time_limit=record.get("time_limit"),
+            sbatch_args=args,
+            max_running=int(max_running) if max_running.isdigit() else None,
+            array=f"%{throttle}" if throttle else None,  # the task list goes in front below
+            cluster=record.get("cluster"),
         )
-        if key not in plans:
-            plans[key] = Plan(
-                scheduler=key[0],
-                script=record["script"],
-                work_dir=record["work_dir"],
-                name=key[3],
-                output_dir=key[4],
-                time_limit=record.get("time_limit"),
-                sbatch_args=args,
-                max_running=int(max_running) if max_running and max_running.isdigit() else None,
-                array=None,
-                cluster=record.get("cluster"),
-            )
-            throttle = array_throttle(record["array"]) if record.get("array") else None
-            plans[key].array = f"%{throttle}" if throttle and task else None
-        plans[key].old_ids.append(job_id)
+        # Jobs submitted alike go again together; an array's tasks as one new array.
+        key = (*(getattr(plan, name) for name in _ALIKE), base if task else job_id)
+        plans.setdefault(key, plan).old_ids.append(job_id)
     for plan in plans.values():
         tasks = [j.partition("_")[2] for j in plan.old_ids if "_" in j]
         if tasks:

@@ -27,7 +27,7 @@ from jobledger.ids import is_job_id, job_sort_key
 from jobledger.journal import Journal
 from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.ledger import Ledger, Transition, isoformat, utcnow
-from jobledger.logs import job_logs, last_line
+from jobledger.logs import stderr_last_line
 from jobledger.schedulers import Scheduler
 from jobledger.schedulers.base import JobInfo
 from jobledger.stalls import StallCheck
@@ -296,8 +296,7 @@ def _stderr_line(move: Transition, record: Mapping[str, str]) -> str | None:
     merged = {**record, **{k: str(v) for k, v in move.fields.items() if v is not None}}
     if not merged.get("started_at"):
         return None  # never ran (cancelled while queued): nothing to read
-    path = job_logs(move.job_id, merged).stderr
-    return last_line(path) if path else None
+    return stderr_last_line(move.job_id, merged)
 
 
 _STDERR_BUDGET_S = 20.0  # file reading per pass for stderr lines (a hung NFS mount)

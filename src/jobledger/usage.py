@@ -84,18 +84,20 @@ def usage_fields(usage: Usage) -> dict[str, str]:
     return {k: _number(v) for k, v in usage.as_dict().items() if v is not None}
 
 
-def usage_from_record(record: Mapping[str, str]) -> Usage | None:
-    """The usage stored in a job's record; None when nothing was measured.
-
-    A field that is not a number (edited by hand) counts as not measured.
-    """
+def usage_from_record(record: Mapping[str, object]) -> Usage | None:
+    """The usage in a job's record (strings) or a local task's state file (numbers);
+    None when nothing was measured.  A value that is not a non-negative number (edited
+    by hand) counts as not measured."""
 
     def read(name: str) -> float | None:
-        try:
-            value = float(record[name])
-        except (KeyError, ValueError):
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             return None
-        return value if value == value and abs(value) != float("inf") else None
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if 0 <= number < float("inf") else None
 
     def whole(name: str) -> int | None:
         value = read(name)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from jobledger.cli.app import App, common, parse
+from jobledger.cli.app import App, common, parse, states_option
 from jobledger.cli.render import human_bytes, human_seconds, printable
 from jobledger.errors import NotFound, UsageError
 from jobledger.states import TERMINAL_STATES, State
@@ -163,20 +163,22 @@ def _follow(ledger: Any, job_id: str, path: str, record: dict[str, str], lines: 
 # --- usage ------------------------------------------------------------------------------
 
 
-def _states(text: str | None, default: tuple[State, ...]) -> list[State]:
+def _states(
+    text: str | None, default: tuple[State, ...], every: tuple[State, ...] = tuple(State)
+) -> list[State]:
+    """The states of a --state option: ``default`` when not given, ``every`` for ALL."""
     from jobledger.states import parse_states
 
-    return parse_states(text, allow_all=True) if text else list(default)
+    if not text:
+        return list(default)
+    if any(word.strip().upper() == "ALL" for word in text.split(",")):
+        return list(every)
+    return parse_states(text)
 
 
 @click.command()
 @common
-@click.option(
-    "--state",
-    "states",
-    metavar="STATE[,STATE...]",
-    help="Only jobs in these states (default: every ended job).",
-)
+@states_option("Only jobs in these states (default: every ended job).")
 @click.option(
     "-n",
     "count",
@@ -270,12 +272,7 @@ def _print_usage(tag: str, per_state: dict[str, Any], most: list[Any], longest: 
 
 @click.command()
 @common
-@click.option(
-    "--state",
-    "states",
-    metavar="STATE[,STATE...]",
-    help="Only these end states (default: every one but COMPLETED).",
-)
+@states_option("Only these end states (default: every one but COMPLETED).")
 @click.option("--resubmitted", is_flag=True, help="Also group jobs that were already resubmitted.")
 def failures(**kwargs: Any) -> None:
     """Jobs that ended other than COMPLETED, grouped by state, exit code, reason and
@@ -283,9 +280,7 @@ def failures(**kwargs: Any) -> None:
     from jobledger.failures import FAILURE_STATES, tag_failures
 
     app, (states_text, resubmitted) = parse(kwargs, "states", "resubmitted")
-    states = _states(states_text, FAILURE_STATES)
-    if states_text is not None and states_text.strip().upper() == "ALL":
-        states = list(FAILURE_STATES)
+    states = _states(states_text, FAILURE_STATES, every=FAILURE_STATES)
     ledger = app.ledger()
     found = tag_failures(ledger, states, resubmitted=resubmitted)
     groups = found.groups

@@ -28,6 +28,7 @@ __all__ = [
     "scheduler_factory",
     "scheduler_name",
     "scheduler_option",
+    "states_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,6 +122,11 @@ def parse(kwargs: dict[str, Any], *names: str) -> tuple[App, list[Any]]:
     """The App built from the common options, and the command's own ``names`` in order."""
     options = {k: kwargs.pop(k) for k in _COMMON}
     return App(options), [kwargs.pop(n) for n in names]
+
+
+def states_option(help: str) -> Callable[[F], F]:
+    """``--state STATE[,STATE...]``, kept as text in ``states`` (each command reads it)."""
+    return click.option("--state", "states", metavar="STATE[,STATE...]", help=help)
 
 
 # --- schedulers -----------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from jobledger.cli.app import common, parse, scheduler_name, scheduler_option
+from jobledger.cli.app import common, parse, scheduler_name, scheduler_option, states_option
 from jobledger.cli.render import printable, render_status, render_top
 from jobledger.errors import JobledgerError, UsageError
 from jobledger.ledger import utcnow
@@ -146,12 +146,9 @@ def launch(**kwargs: Any) -> None:
 @click.command()
 @common
 @click.argument("job_ids", nargs=-1)
-@click.option(
-    "--state",
-    "states",
-    metavar="STATE[,STATE...]",
-    help="Every job in these states (FAILED,TIMEOUT,...); with --group, the states the "
-    "groups are made of.",
+@states_option(
+    "Every job in these states (FAILED,TIMEOUT,...); with --group, the states the "
+    "groups are made of."
 )
 @click.option(
     "--group",

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from jobledger.cli.app import common, parse
+from jobledger.cli.app import common, parse, states_option
 from jobledger.cli.render import (
     compact_ids,
     console,
@@ -30,12 +30,7 @@ __all__ = ["last", "show", "status", "tags", "top"]
 @click.command()
 @common
 @click.option("--ids", "all_ids", is_flag=True, help="List every job ID (default: first 20).")
-@click.option(
-    "--state",
-    "states",
-    metavar="STATE[,STATE...]",
-    help="Only these sets (FAILED, TIMEOUT, RUNNING, ...); with --ids: one ID per line.",
-)
+@states_option("Only these sets (FAILED, TIMEOUT, RUNNING, ...); with --ids: one ID per line.")
 @click.option("--compact", is_flag=True, help="Fold array tasks into ranges: 123_[0-99].")
 def status(**kwargs: Any) -> None:
     """Every state set of the tag, with its count and job IDs (seed: test_status.sh)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -44,7 +43,7 @@ from jobledger.schedulers.base import (
 )
 from jobledger.specs import array_throttle, expand_array_spec, parse_time_limit, read_head
 from jobledger.states import State
-from jobledger.usage import Usage, parse_memory
+from jobledger.usage import parse_memory, usage_from_record
 
 __all__ = [
     "OUTCOMES",
@@ -61,7 +60,7 @@ __all__ = [
 
 OUTCOMES = frozenset({"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"})
 _DETACHED: list[subprocess.Popen[bytes]] = []
-_TIME_DIRECTIVE = re.compile(r"#SBATCH\s+(?:--time(?:=|\s+)|-t\s*)(\S+)")
+_TIME_OPTION = {"time": ("--time", "-t")}
 
 
 class JobIdInUse(SchedulerError):
@@ -90,15 +89,8 @@ def pool_dir() -> Path:
 
 
 def sbatch_time_directive(script_head: str) -> str | None:
-    """The ``#SBATCH --time``/``-t`` value of a script's header, as sbatch would read it."""
-    for line in script_head.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            break  # sbatch stops reading directives at the first command
-        match = _TIME_DIRECTIVE.match(stripped)
-        if match:
-            return match.group(1)
-    return None
+    """The ``#SBATCH --time``/``-t`` value of a script's header, as sbatch reads it."""
+    return find_options(sbatch_directives(script_head), _TIME_OPTION).get("time")
 
 
 def now_iso() -> str:
@@ -167,28 +159,7 @@ def _info(job_id: str, state: dict[str, Any], ledger_state: State, where: Path) 
         ended_at=_parse_time(state.get("ended_at")),
         nodes=node if isinstance(node, str) else None,
         location=str(where),
-        usage=_usage(state.get("usage")),
-    )
-
-
-def _usage(data: object) -> Usage | None:
-    """The usage the supervisor measured (``tasks/<id>.json``), read defensively."""
-    if not isinstance(data, dict):
-        return None
-
-    def number(name: str) -> float | None:
-        value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            return None
-        return float(value)
-
-    rss, mem, cpus = number("max_rss_bytes"), number("req_mem_bytes"), number("req_cpus")
-    return Usage(
-        elapsed_s=number("elapsed_s"),
-        cpu_s=number("cpu_s"),
-        max_rss_bytes=None if rss is None else int(rss),
-        req_mem_bytes=None if mem is None else int(mem),
-        req_cpus=None if cpus is None else int(cpus),
+        usage=usage_from_record(usage) if isinstance(usage := state.get("usage"), dict) else None,
     )
 
 
