@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,6 +135,17 @@ class CLI:
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """The command running in the background, its stdout and stderr piped (as text)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobledger", *args],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
 
 # On a new machine no Python outside .venv has jobledger: job scripts must call
 # "$JOBLEDGER_PYTHON".  The CLI's PATH starts with these stand-ins, so a job script that
@@ -163,6 +175,8 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     # Many tests hold several local jobs running at once (a gate, a cancel); the queue's
     # own tests set --max-running, and its default (the CPU count) has a test of its own.
     env["JOBLEDGER_LOCAL_MAX_RUNNING"] = "64"
+    # matplotlib builds a font cache in its config directory: once per run, not per HOME.
+    env["MPLCONFIGDIR"] = str(Path(tempfile.gettempdir()) / f"jobledger-tests-mpl-{os.getuid()}")
     return env
 
 

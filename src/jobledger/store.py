@@ -9,6 +9,7 @@ never walk the whole keyspace.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -33,6 +34,8 @@ __all__ = [
     "as_number",
     "index_result",
     "purge_results",
+    "result_names_of",
+    "results_of",
     "scan_tag_results",
     "top_results",
 ]
@@ -399,6 +402,61 @@ def scan_tag_results(
             yield str(full), job_id, key
 
 
+def result_names_of(
+    client: redis.Redis,
+    tag: str,
+    job_ids: Iterable[str],
+    *,
+    chunk: int = 500,
+    layout: KeyLayout = LAYOUT,
+) -> Iterator[tuple[str, list[str]]]:
+    """(job ID, its result key names, sorted) for each of ``job_ids``, a pipelined chunk
+    at a time.  Only reads: indexed jobs answer from their index sets; the keys of jobs
+    without one (seed scripts, redis-cli) are found by one keyspace walk, made only if
+    there are such jobs."""
+    validate_tag(tag)
+    ids = list(job_ids)
+    indexed = {str(j) for j in client.smembers(layout.indexed_jobs(tag))}
+    unindexed = {j for j in ids if j not in indexed}
+    walked: dict[str, list[str]] = {}
+    if unindexed:
+        for _, job_id, key in scan_tag_results(client, tag, layout=layout):
+            if job_id in unindexed:
+                walked.setdefault(job_id, []).append(key)
+    for start in range(0, len(ids), chunk):
+        batch = ids[start : start + chunk]
+        asked = [j for j in batch if j in indexed]
+        with client.pipeline(transaction=False) as pipe:
+            for j in asked:
+                pipe.smembers(layout.result_index(tag, j))
+            replies = dict(zip(asked, pipe.execute(), strict=True)) if asked else {}
+        for j in batch:
+            names = replies[j] if j in replies else walked.get(j, ())
+            yield j, sorted(str(n) for n in names)
+
+
+def results_of(
+    client: redis.Redis,
+    tag: str,
+    job_ids: Iterable[str],
+    *,
+    chunk: int = 500,
+    layout: KeyLayout = LAYOUT,
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """(job ID, {key: value}) for each of ``job_ids``: :func:`result_names_of`, then one
+    MGET per chunk of jobs.  Holds one chunk's values at a time."""
+    names = result_names_of(client, tag, job_ids, chunk=chunk, layout=layout)
+    while True:
+        batch = list(itertools.islice(names, chunk))
+        if not batch:
+            return
+        full = [layout.result_key(tag, j, k) for j, keys in batch for k in keys]
+        values = iter(client.mget(full) if full else [])
+        for job_id, keys in batch:
+            got = {k: v for k in keys if (v := next(values)) is not None}
+            yield job_id, {k: str(v) for k, v in got.items()}
+
+
 def top_results(
     client: redis.Redis,
     tag: str,
@@ -406,10 +464,13 @@ def top_results(
     *,
     key: str | None = None,
     ascending: bool = False,
+    index: bool = True,
     layout: KeyLayout = LAYOUT,
 ) -> list[TopEntry]:
     """The ``n`` highest numeric results across all jobs of ``tag``, highest first
-    (``ascending``: lowest first; ``key``: only that result key's values).
+    (``ascending``: lowest first; ``key``: only that result key's values).  With
+    ``index`` False nothing is written (the views that only read: ``watch``, the
+    dashboard), and ended jobs without an index are not ranked until a ``top`` runs.
 
     Indexed results come from one sorted set.  Jobs of ``<tag>_ALL`` that have
     ended without an index (written by the seed scripts or redis-cli) cost one
@@ -420,7 +481,9 @@ def top_results(
     ``Results(...).top()`` for the one job.  The same data gives the same answer.
     """
     validate_tag(tag)
-    legacy = {str(j) for j in client.sdiff([layout.all_set(tag), layout.indexed_jobs(tag)])}
+    legacy = set()
+    if index:
+        legacy = {str(j) for j in client.sdiff([layout.all_set(tag), layout.indexed_jobs(tag)])}
     if legacy:
         with client.pipeline(transaction=False) as pipe:
             for state in _MAY_STILL_WRITE:

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from jobledger.text import json_safe, valid_text
+
 __all__ = [
     "IDS_SHOWN",
     "compact_ids",
@@ -48,19 +50,10 @@ class _Escapes(dict[int, str]):
 _ESCAPES = _Escapes()
 
 
-def _text(value: object) -> str:
-    """``value`` as valid text: undecodable bytes (kept as surrogates) as \\x escapes."""
-    text = str(value)
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that no decoding produced
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def printable(value: object) -> str:
     """Text safe to print on one line: undecodable bytes and control characters (newline,
     NUL, ESC, ...) shown as Python escapes."""
-    text = _text(value)
+    text = valid_text(value)
     return text if text.isprintable() else text.translate(_ESCAPES)
 
 
@@ -76,20 +69,11 @@ def shown_value(value: str) -> str:
     return printable(value[:_VALUE_SHOWN]) + f" ... ({unit} value, truncated; --json has all)"
 
 
-def json_safe(data: Any) -> Any:
-    """``data`` with every string valid Unicode, so the JSON is strict (no lone surrogates)."""
-    if isinstance(data, str):
-        return data if data.isascii() else _text(data)
-    if isinstance(data, dict):
-        return {json_safe(k): json_safe(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [json_safe(v) for v in data]
-    return data
-
-
-def dumps(data: Any) -> str:
-    """The CLI's JSON: strict, ASCII-only, indented."""
-    return json.dumps(json_safe(data), indent=2, default=str, ensure_ascii=True)
+def dumps(data: Any, *, compact: bool = False) -> str:
+    """The CLI's JSON: strict, ASCII-only, indented (``compact``: on one line)."""
+    return json.dumps(
+        json_safe(data), indent=None if compact else 2, default=str, ensure_ascii=True
+    )
 
 
 def console() -> Any:

@@ -1,0 +1,440 @@
+"""The ledger of a tag as rows, for files and data frames: one row per job or per result.
+
+Rows are produced a chunk of jobs at a time (records with one pipelined HMGET each,
+results with :func:`jobledger.store.results_of`), and every writer consumes them as
+they come, so exporting 100,000 jobs holds one chunk, not the tag.  The one exception
+is the set of result key names of the wide layout (one column per key), which a first
+pass over the index reads before the first row is written; Parquet's typed columns
+also need to know, in that pass, which keys hold only numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from jobledger.errors import UsageError
+from jobledger.ids import sort_job_ids
+from jobledger.ledger import Ledger
+from jobledger.states import State
+from jobledger.store import as_number, result_names_of, results_of
+from jobledger.text import valid_text
+
+__all__ = [
+    "FORMATS",
+    "JOB_COLUMNS",
+    "LONG_COLUMNS",
+    "Column",
+    "Table",
+    "format_for",
+    "job_states",
+    "job_table",
+    "natural_key",
+    "replaced_atomically",
+    "to_dataframe",
+    "typed",
+    "write",
+]
+
+FORMATS = ("csv", "json", "jsonl", "parquet")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an export: its name, and what its values are (``str``, ``int``,
+    ``float``, ``time``: an ISO 8601 timestamp, or ``auto``: a result value, a number
+    in JSON when it reads as one)."""
+
+    name: str
+    kind: str = "str"
+    field: str | None = None  # the record field it comes from, when it is not ``name``
+
+
+JOB_COLUMNS: tuple[Column, ...] = (
+    Column("job_id"),
+    Column("state"),
+    Column("raw_state"),
+    Column("submitted_at", "time"),
+    Column("started_at", "time"),
+    Column("ended_at", "time"),
+    Column("elapsed_s", "float"),
+    Column("exit_code", "int"),
+    Column("signal", "int"),
+    Column("reason"),
+    Column("attempts", "int"),
+    Column("cpu_s", "float"),
+    Column("max_rss_bytes", "int"),
+    Column("req_mem_bytes", "int"),
+    Column("req_cpus", "int"),
+    Column("cpu_efficiency", "float"),
+    Column("mem_efficiency", "float"),
+    Column("nodes"),
+    Column("stalled_since", "time"),
+    Column("resubmit_of"),
+    Column("resubmit_of_array"),
+    Column("resubmitted_as"),
+    Column("name"),
+    Column("script"),
+    Column("stderr_last"),
+)
+"""A job row: the state set it is in, then what its record says."""
+
+LONG_COLUMNS: tuple[Column, ...] = (
+    Column("job_id"),
+    Column("state"),
+    Column("key"),
+    Column("value"),
+    Column("number", "float"),
+)
+"""A result row of the long layout: one per job and result key."""
+
+_RECORD_FIELDS = [c.field or c.name for c in JOB_COLUMNS if c.name not in ("job_id", "state")]
+_INT = re.compile(r"[+-]?[0-9]{1,18}")
+_CHUNK = 1000
+
+
+def typed(value: str | None, kind: str) -> Any:
+    """A stored string as the column's type (None when empty); a value that does not
+    read as that type is kept as the string it is, never dropped."""
+    if value is None or value == "":
+        return None
+    if kind == "int" and _INT.fullmatch(value.strip()):
+        return int(value)
+    if kind == "float":
+        number = as_number(value)
+        return value if number is None else number
+    if kind == "auto":
+        if _INT.fullmatch(value.strip()):
+            return int(value)
+        number = as_number(value)
+        return value if number is None else number
+    return value
+
+
+@dataclass
+class Table:
+    """Columns and a one-pass iterator of rows (dicts of stored strings, None = no value)."""
+
+    columns: list[Column]
+    rows: Iterator[dict[str, str | None]]
+
+
+def job_states(ledger: Ledger, states: Sequence[State] | None = None) -> dict[str, str]:
+    """Job ID -> the state set it is in, for every job of the tag (or of ``states``), in
+    job ID order.  A job of ``_ALL`` in no state set has state ``""``; one in several
+    (which ``fsck`` repairs) has them joined with ``,``."""
+    names = [s.value for s in State] if states is None else [s.value for s in states]
+    snapshot = ledger.snapshot(names if states is not None else ["ALL", *names])
+    where: dict[str, list[str]] = {}
+    for name in names:
+        for job_id in snapshot[name]:
+            where.setdefault(job_id, []).append(name)
+    ids = snapshot["ALL"] if states is None else []
+    every = set(ids) | set(where)
+    return {j: ",".join(where.get(j, [])) for j in sort_job_ids(every)}
+
+
+def job_table(
+    ledger: Ledger,
+    *,
+    states: Sequence[State] | None = None,
+    results: bool = False,
+    long: bool = False,
+    typed_results: bool = False,
+) -> Table:
+    """The rows of an export: one per job (with ``results``, one column per result key
+    after the job columns), or with ``results`` and ``long`` one per job and result.
+
+    A result key named like a job column becomes the column ``result:<key>``.
+    ``typed_results``: also find which result keys hold only numbers (for typed
+    columns; reads every value once more).
+    """
+    where = job_states(ledger, states)
+    ids = list(where)
+    client, tag = ledger.client, ledger.tag
+    if results and long:
+        return Table(list(LONG_COLUMNS), _long_rows(ledger, where))
+    columns = list(JOB_COLUMNS)
+    if not results:
+        return Table(columns, _job_rows(ledger, where, None))
+    kinds: dict[str, str] = {}
+    if typed_results:
+        for _, values in results_of(client, tag, ids):
+            for key, value in values.items():
+                kinds[key] = _widest(kinds.get(key, "int"), value)
+    else:
+        for _, names in result_names_of(client, tag, ids):
+            for key in names:
+                kinds.setdefault(key, "auto")
+    taken = {c.name for c in JOB_COLUMNS}
+    result_columns = [
+        Column(f"result:{key}" if key in taken else key, kinds[key], field=key)
+        for key in sorted(kinds, key=natural_key)
+    ]
+    return Table(columns + result_columns, _job_rows(ledger, where, result_columns))
+
+
+def _widest(kind: str, value: str) -> str:
+    if kind == "int" and _INT.fullmatch(value.strip()):
+        return "int"
+    if kind in ("int", "float") and as_number(value) is not None:
+        return "float"
+    return "str"
+
+
+def natural_key(key: str) -> list[tuple[int, Any]]:
+    """Sort key that puts ``reward_9`` before ``reward_10``."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"([0-9]+)", key) if p]
+
+
+def _chunks(items: list[str], size: int = _CHUNK) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _job_rows(
+    ledger: Ledger, where: dict[str, str], result_columns: list[Column] | None
+) -> Iterator[dict[str, str | None]]:
+    for batch in _chunks(list(where)):
+        records = dict(ledger.records(batch, fields=_RECORD_FIELDS))
+        values: dict[str, dict[str, str]] = {}
+        if result_columns is not None:
+            values = dict(results_of(ledger.client, ledger.tag, batch))
+        for job_id in batch:
+            record = records.get(job_id, {})
+            row: dict[str, str | None] = {"job_id": job_id, "state": where[job_id]}
+            for column in JOB_COLUMNS[2:]:
+                row[column.name] = record.get(column.field or column.name)
+            for column in result_columns or ():
+                row[column.name] = values.get(job_id, {}).get(column.field or column.name)
+            yield row
+
+
+def _long_rows(ledger: Ledger, where: dict[str, str]) -> Iterator[dict[str, str | None]]:
+    for job_id, values in results_of(ledger.client, ledger.tag, list(where)):
+        for key in sorted(values, key=natural_key):
+            value = values[key]
+            number = as_number(value)
+            yield {
+                "job_id": job_id,
+                "state": where[job_id],
+                "key": key,
+                "value": value,
+                "number": None if number is None else repr(number),
+            }
+
+
+# --- writers -----------------------------------------------------------------
+
+
+def format_for(path: str | None, given: str | None) -> str:
+    """The format asked for, or the one the output file's suffix names (default csv)."""
+    if given is not None:
+        return given
+    suffix = Path(path).suffix.lower().lstrip(".") if path and path != "-" else ""
+    return suffix if suffix in FORMATS else "csv"
+
+
+def write(table: Table, fmt: str, output: str | None) -> int:
+    """Write the table as ``fmt`` to the file ``output`` (None or ``-``: standard output);
+    the number of rows.  A file is written beside its final name and renamed into place
+    at the end, so a failed export leaves an existing file as it was."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if fmt == "parquet":
+        if output in (None, "-"):
+            raise UsageError("parquet is a binary file format: give --output FILE.parquet")
+        _pyarrow()  # before anything is written: a missing extra is a clear error
+    if output in (None, "-"):
+        return _write_text(table, fmt, _stdout())
+    with replaced_atomically(Path(output)) as partial:
+        if fmt == "parquet":
+            return _write_parquet(table, partial)
+        with partial.open("w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+            return _write_text(table, fmt, f)
+
+
+@contextmanager
+def replaced_atomically(target: Path) -> Iterator[Path]:
+    """A path to write ``target``'s new content to, renamed over ``target`` when the
+    block ends without an error (and removed when it fails): a failed export or plot
+    leaves an existing file as it was."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        yield partial
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _stdout() -> IO[str]:
+    import sys
+
+    return sys.stdout
+
+
+def _write_text(table: Table, fmt: str, out: IO[str]) -> int:
+    names = [c.name for c in table.columns]
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        for row in table.rows:
+            writer.writerow(["" if row[n] is None else row[n] for n in names])
+            count += 1
+        return count
+    kinds = [(c.name, c.kind) for c in table.columns]
+    if fmt == "json":
+        out.write("[")
+    for row in table.rows:
+        item = {n: _json_value(row[n], k) for n, k in kinds}
+        text = json.dumps(item, ensure_ascii=True, default=str)
+        if fmt == "json":
+            out.write(("\n" if count == 0 else ",\n") + text)
+        else:
+            out.write(text + "\n")
+        count += 1
+    if fmt == "json":
+        out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def _json_value(value: str | None, kind: str) -> Any:
+    converted = typed(value, kind)
+    return valid_text(converted) if isinstance(converted, str) else converted
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise UsageError(
+            f"Parquet needs pyarrow: pip install 'jobledger[analysis]' (import failed: {exc})"
+        ) from None
+    return pyarrow
+
+
+def _arrow_type(pa: Any, kind: str) -> Any:
+    return {
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "time": pa.timestamp("ms", tz="UTC"),  # Parquet has no seconds unit
+    }.get(kind, pa.string())
+
+
+def _arrow_value(value: str | None, kind: str) -> Any:
+    if value is None or value == "":
+        return None
+    if kind == "time":
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if kind in ("int", "float"):
+        converted = typed(value, kind)
+        return converted if isinstance(converted, (int, float)) else None
+    return valid_text(value)
+
+
+def _write_parquet(table: Table, path: Path, batch_rows: int = 10_000) -> int:
+    pa = _pyarrow()
+    kinds = [(c.name, "str" if c.kind == "auto" else c.kind) for c in table.columns]
+    schema = pa.schema([(n, _arrow_type(pa, k)) for n, k in kinds])
+    count = 0
+    with pa.parquet.ParquetWriter(str(path), schema) as writer:
+        for batch in _batches(table.rows, batch_rows):
+            columns = {n: [_arrow_value(r[n], k) for r in batch] for n, k in kinds}
+            writer.write_table(pa.Table.from_pydict(columns, schema=schema))
+            count += len(batch)
+    return count
+
+
+def _batches(rows: Iterable[dict[str, str | None]], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def to_dataframe(
+    tag: str | None = None,
+    *,
+    results: bool = True,
+    long: bool = False,
+    states: Sequence[State | str] | None = None,
+    client: Any = None,
+    settings: Any = None,
+) -> Any:
+    """The tag's jobs as a pandas DataFrame: one row per job with its record's columns
+    (times as UTC timestamps, numbers as numbers) and, with ``results``, one column per
+    result key (numbers where they read as numbers); ``long``: one row per job and
+    result instead.  Needs the analysis extra (``pip install 'jobledger[analysis]'``)."""
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise UsageError(
+            f"to_dataframe needs pandas: pip install 'jobledger[analysis]' (import failed: {exc})"
+        ) from None
+    from jobledger.config import resolve
+    from jobledger.ids import validate_tag
+
+    settings = settings or resolve()
+    tag = tag or settings.tag
+    if not tag:
+        raise UsageError("no tag: pass to_dataframe(tag=...) or set JOBLEDGER_TAG")
+    if client is None:
+        from jobledger.connection import connect
+
+        client = connect(settings)
+    wanted = None if states is None else [State(s) if isinstance(s, str) else s for s in states]
+    table = job_table(Ledger(client, validate_tag(tag)), states=wanted, results=results, long=long)
+    names = [c.name for c in table.columns]
+    frames = [
+        pd.DataFrame(
+            {
+                c.name: pd.Series([_frame_value(r[c.name], c.kind) for r in batch], dtype=object)
+                for c in table.columns
+            },
+            columns=names,
+        )
+        for batch in _batches(table.rows, 10_000)
+    ]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=names)
+    for column in table.columns:
+        values = frame[column.name]
+        if column.kind == "time":
+            frame[column.name] = pd.to_datetime(values, utc=True, errors="coerce")
+        elif _all_of(values, int):
+            frame[column.name] = values.astype("Int64")  # nullable: a missing code stays missing
+        elif _all_of(values, (int, float)):
+            frame[column.name] = values.astype("float64")
+    return frame
+
+
+def _all_of(values: Any, kinds: Any) -> bool:
+    """Every value present is of ``kinds`` (and there is one)."""
+    present = values.dropna()
+    return bool(len(present)) and all(
+        isinstance(v, kinds) and not isinstance(v, bool) for v in present
+    )
+
+
+def _frame_value(value: str | None, kind: str) -> Any:
+    if kind == "time":
+        return value or None
+    converted = typed(value, kind)
+    return valid_text(converted) if isinstance(converted, str) else converted
