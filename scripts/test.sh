@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run jobledger's whole test suite on a fresh Debian/Ubuntu machine.
 #
-# Installs what the tests need (Debian's redis-server; as root also the one-node
+# Installs what the tests need (Debian's redis-server, chromium and chromium-driver for
+# the dashboard's browser test; as root also the one-node
 # SLURM cluster with accounting, via scripts/slurm-cluster.sh), creates .venv with
 # the package and its test extras, runs ruff and mypy, then pytest.
 # Extra arguments go to pytest (e.g. ./scripts/test.sh -k tracker -x).
@@ -12,6 +13,18 @@ say() { printf '== %s\n' "$*"; }
 
 need_apt=()
 [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+# The dashboard's browser test: Debian's Chromium and the ChromeDriver of the same build
+# (as root; without them the test is skipped, and under CI=true it fails).
+browser=()
+[ -x /usr/bin/chromium ] || browser+=(chromium)
+[ -x /usr/bin/chromedriver ] || browser+=(chromium-driver)
+if ((${#browser[@]})); then
+  if [ "$(id -u)" -eq 0 ]; then
+    need_apt+=("${browser[@]}")
+  else
+    echo "test.sh: no ${browser[*]} (not root): the dashboard's browser test is skipped" >&2
+  fi
+fi
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: need ${need_apt[*]}: run as root or: sudo apt-get install ${need_apt[*]}" >&2

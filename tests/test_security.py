@@ -16,7 +16,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -767,25 +766,7 @@ def test_secret_stays_out_of_ps_job_environment_logs_and_files_with_local_jobs(
     with PsSampler() as ps:
         launched = cli("launch", "-t", "t", "--scheduler", "local", "--json", str(job))
         [job_id] = json.loads(succeeds(launched))["job_ids"]
-        daemon = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jobledger",
-                "track",
-                "-t",
-                "t",
-                "--scheduler",
-                "local",
-                "--interval",
-                "0.2",
-            ],
-            cwd=cli.cwd,
-            env=cli.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        daemon = cli.start("track", "-t", "t", "--scheduler", "local", "--interval", "0.2")
         try:
             deadline = time.monotonic() + 30
             while not srv.admin().sismember("t_COMPLETED", job_id):

@@ -29,6 +29,7 @@ __all__ = [
     "Ledger",
     "Transition",
     "allocate_local_id",
+    "event_dicts",
     "isoformat",
     "skip_local_ids_to",
     "utcnow",
@@ -165,6 +166,14 @@ local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
 if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1]) end
 return n
 """
+
+
+def event_dicts(entries: Iterable[Any]) -> list[dict[str, str]]:
+    """Stream entries (XRANGE replies) as dicts: ``id`` and the entry's fields."""
+    return [
+        {"id": str(eid), **{str(k): str(v) for k, v in (data or {}).items()}}
+        for eid, data in entries
+    ]
 
 
 def utcnow() -> datetime:
@@ -497,10 +506,12 @@ class Ledger:
             entries = list(self.client.xrange(stream) or [])
         else:
             entries = list(self.client.xrevrange(stream, count=count) or [])[::-1]
-        return [
-            {"id": str(eid), **{str(k): str(v) for k, v in (data or {}).items()}}
-            for eid, data in entries
-        ]
+        return event_dicts(entries)
+
+    def events_after(self, event_id: str, count: int = 1000) -> list[dict[str, str]]:
+        """Up to ``count`` events newer than ``event_id``, oldest first (for followers)."""
+        stream = self.layout.events(self.tag)
+        return event_dicts(self.client.xrange(stream, min=f"({event_id}", count=count) or [])
 
     def cleanup(self, *, purge_results_too: bool = False) -> CleanupReport:
         """Empty the tag's state sets, records, histories and events (and results if asked).

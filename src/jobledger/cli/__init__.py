@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import click
 
 from jobledger import __version__
-from jobledger.cli import analysis, maintenance, plain, submit, tracking, views
+from jobledger.cli import analysis, explore, live, maintenance, plain, submit, tracking, views
 from jobledger.cli.app import run
 
 __all__ = ["cli", "main"]
@@ -40,6 +40,11 @@ for _command in (
     analysis.logs,
     analysis.usage,
     analysis.failures,
+    # seeing the experiment
+    explore.export,
+    explore.trend,
+    live.watch,
+    live.dashboard,
     # plain keys of a namespace
     plain.keys_cmd,
     plain.get_cmd,

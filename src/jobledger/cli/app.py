@@ -11,7 +11,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -23,6 +24,7 @@ from jobledger.errors import JobledgerError, UsageError
 __all__ = [
     "App",
     "common",
+    "interruptible",
     "parse",
     "run",
     "scheduler_factory",
@@ -178,6 +180,15 @@ class _Interrupt(BaseException):
 
 def _on_sigint(signum: int, frame: object) -> None:
     raise _Interrupt
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C ends the block quietly (exit 0): for views that run until they are stopped."""
+    try:
+        yield
+    except (_Interrupt, KeyboardInterrupt):
+        click.echo("", err=True)
 
 
 def run(group: click.Group, argv: Sequence[str] | None = None) -> None:

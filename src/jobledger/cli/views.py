@@ -106,21 +106,15 @@ def last(**kwargs: Any) -> None:
 @click.argument("job_id")
 def show(**kwargs: Any) -> None:
     """The record, history and results of one job."""
+    from jobledger.details import job_details
     from jobledger.ids import validate_job_id
-    from jobledger.store import Results
 
     app, (job_id,) = parse(kwargs, "job_id")
-    validate_job_id(job_id)
+    validate_job_id(job_id)  # bad input is told before connecting
     ledger = app.ledger()
-    view = ledger.job(job_id)
-    res = Results(app.client, ledger.tag, job_id)
-    items = res.items()
-    if not (view.in_all or view.states or view.record or items):
-        raise NotFound(f"job {job_id} is not in the ledger of tag {ledger.tag!r}")
-    states = [s.value for s in view.states]
-    logs = _logs_of(job_id, view)
-    used = usage_from_record(view.record)
-    stalled = view.record.get("stalled_since") if states == ["PENDING_AND_RUNNING"] else None
+    data = job_details(ledger, job_id)
+    states, record, logs = data["states"], data["record"], data["logs"]
+    stalled, items = data["stalled_since"], data["results"]
 
     def human() -> None:
         out = console()
@@ -130,9 +124,10 @@ def show(**kwargs: Any) -> None:
         out.print(f"[bold]Job {job_id}[/] (tag {ledger.tag}): {where}")
         if stalled:
             out.print(f"  [red]stalled[/]: no heartbeat since {printable(stalled)}")
-        for name, value in sorted(view.record.items()):
+        for name, value in sorted(record.items()):
             if name not in _SHOWN_APART:
                 out.print(f"  {name:<14} {printable(value)}", markup=False)
+        used = usage_from_record(record)
         if used is not None:
             out.print("Usage:")
             out.print(f"  {usage_line(used)}", markup=False)
@@ -144,9 +139,9 @@ def show(**kwargs: Any) -> None:
             out.print("Last lines of stderr:")
             for line in logs["stderr_tail"]:
                 out.print(f"  | {printable(line)}", markup=False)
-        if view.history:
+        if data["history"]:
             out.print("History:")
-            for h in view.history:
+            for h in data["history"]:
                 if isinstance(h, dict):  # entries written by hand may lack fields
                     g = h.get
                     line = f"  {g('at')}  {g('from') or '(new)'} -> {g('to')}  by {g('by')}"
@@ -157,40 +152,11 @@ def show(**kwargs: Any) -> None:
         for key, value in items.items():
             out.print(f"  {printable(key)} = {shown_value(value)}", markup=False)
 
-    app.emit(
-        {
-            "tag": ledger.tag,
-            "job_id": job_id,
-            "in_all": view.in_all,
-            "states": states,
-            "record": view.record,
-            "history": view.history,
-            "results": items,
-            "usage": None if used is None else used.as_dict(),
-            "logs": logs,
-            "stalled_since": stalled,
-        },
-        human,
-    )
+    app.emit(data, human)
 
 
 # Shown in their own sections of `show`, not among the record's fields.
 _SHOWN_APART = frozenset({*USAGE_FIELDS, "stdout", "stderr", "stderr_last", "stalled_since"})
-_TAIL_SHOWN = 10
-
-
-def _logs_of(job_id: str, view: Any) -> dict[str, Any]:
-    """Paths of a job's output and, if it ended other than COMPLETED, its stderr's tail."""
-    from jobledger.logs import job_logs, read_lines
-
-    paths = job_logs(job_id, view.record)
-    out = paths.stdout or paths.stdout_pattern
-    err = paths.stderr or paths.stderr_pattern
-    failed = bool(view.states) and all(
-        s.is_terminal and s is not State.COMPLETED for s in view.states
-    )
-    tail = read_lines(paths.stderr, _TAIL_SHOWN) if failed and paths.stderr else None
-    return {"stdout": out, "stderr": err, "stderr_tail": tail}
 
 
 def usage_line(u: Any) -> str:
