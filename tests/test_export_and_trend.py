@@ -222,3 +222,24 @@ def test_trend_command_prints_table_sparkline_and_plots(
     missing = cli("trend", "nothing", "-t", "exp")
     assert missing.code == 0 and "no job has a numeric value of nothing" in missing.out
     assert cli("trend", "reward", "-t", "exp", "--agg", "median").code == 2
+
+
+def test_the_analysis_example_runs_on_a_real_tag(
+    cli: CLI, jl_client: redis.Redis, tmp_path: Path
+) -> None:
+    import subprocess
+
+    build(jl_client, "exp", 30, results_per_job=2)
+    example = Path(__file__).resolve().parent.parent / "examples" / "analysis.py"
+    png = tmp_path / "reward.png"
+    proc = subprocess.run(
+        [sys.executable, str(example), "--tag", "exp", "--out", str(png)],
+        cwd=cli.cwd,
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "30 jobs of exp" in proc.stdout and "best reward: 0.029 (job 1029)" in proc.stdout
+    assert png.read_bytes()[:4] == b"\x89PNG"

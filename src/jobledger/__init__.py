@@ -27,6 +27,7 @@ from jobledger.states import State
 
 if TYPE_CHECKING:
     from jobledger.config import Settings
+    from jobledger.export import to_dataframe
     from jobledger.store import Results, TopEntry
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "UsageError",
     "job_from_env",
     "results",
+    "to_dataframe",
 ]
 
 __version__ = "0.1.0"
@@ -55,6 +57,10 @@ def __getattr__(name: str) -> Any:
         from jobledger import store
 
         return getattr(store, name)
+    if name == "to_dataframe":
+        from jobledger.export import to_dataframe
+
+        return to_dataframe
     if name == "Settings":
         from jobledger.config import Settings
 

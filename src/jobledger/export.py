@@ -11,6 +11,7 @@ also need to know, in that pass, which keys hold only numbers.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from jobledger.errors import UsageError
 from jobledger.ids import sort_job_ids
 from jobledger.ledger import Ledger
 from jobledger.states import State
-from jobledger.store import as_number, result_names_of, results_of
+from jobledger.store import as_number, result_names_union, results_grid, results_of
 from jobledger.text import valid_text
 
 __all__ = [
@@ -95,7 +96,6 @@ LONG_COLUMNS: tuple[Column, ...] = (
 )
 """A result row of the long layout: one per job and result key."""
 
-_RECORD_FIELDS = [c.field or c.name for c in JOB_COLUMNS if c.name not in ("job_id", "state")]
 _INT = re.compile(r"[+-]?[0-9]{1,18}")
 _CHUNK = 1000
 
@@ -164,21 +164,33 @@ def job_table(
     columns = list(JOB_COLUMNS)
     if not results:
         return Table(columns, _job_rows(ledger, where, None))
-    kinds: dict[str, str] = {}
+    names = result_names_union(client, tag, ids)
+    kinds = dict.fromkeys(names, "auto")
     if typed_results:
-        for _, values in results_of(client, tag, ids):
+        kinds = dict.fromkeys(names, "int")
+        for _, values in _results(ledger, ids, names):
             for key, value in values.items():
-                kinds[key] = _widest(kinds.get(key, "int"), value)
-    else:
-        for _, names in result_names_of(client, tag, ids):
-            for key in names:
-                kinds.setdefault(key, "auto")
+                kinds[key] = _widest(kinds[key], value)
     taken = {c.name for c in JOB_COLUMNS}
     result_columns = [
         Column(f"result:{key}" if key in taken else key, kinds[key], field=key)
         for key in sorted(kinds, key=natural_key)
     ]
     return Table(columns + result_columns, _job_rows(ledger, where, result_columns))
+
+
+_GRID_NAMES = 64  # up to this many result keys in all: read them as a grid, no index reads
+
+
+def _results(
+    ledger: Ledger, ids: list[str], names: Iterable[str]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Each job's results among ``names``: as a grid of MGETs when the tag has few key
+    names (the usual reward/loss/...), else through each job's own index."""
+    names = list(names)
+    if len(names) <= _GRID_NAMES:
+        return results_grid(ledger.client, ledger.tag, ids, names)
+    return results_of(ledger.client, ledger.tag, ids)
 
 
 def _widest(kind: str, value: str) -> str:
@@ -202,11 +214,13 @@ def _chunks(items: list[str], size: int = _CHUNK) -> Iterator[list[str]]:
 def _job_rows(
     ledger: Ledger, where: dict[str, str], result_columns: list[Column] | None
 ) -> Iterator[dict[str, str | None]]:
-    for batch in _chunks(list(where)):
-        records = dict(ledger.records(batch, fields=_RECORD_FIELDS))
-        values: dict[str, dict[str, str]] = {}
-        if result_columns is not None:
-            values = dict(results_of(ledger.client, ledger.tag, batch))
+    ids = list(where)
+    # One results reader for the whole export (it reads the tag's index set once).
+    names = [c.field or c.name for c in result_columns or ()]
+    results = _results(ledger, ids, names) if result_columns is not None else None
+    for batch in _chunks(ids):
+        records = dict(ledger.records(batch))  # whole records: cheaper than 24 field names
+        values = dict(itertools.islice(results, len(batch))) if results is not None else {}
         for job_id in batch:
             record = records.get(job_id, {})
             row: dict[str, str | None] = {"job_id": job_id, "state": where[job_id]}

@@ -9,14 +9,15 @@ jobs sorts them once.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobledger.errors import UsageError
-from jobledger.ids import sort_job_ids
+from jobledger.ids import job_sort_key, sort_job_ids
 from jobledger.ledger import Ledger
 from jobledger.states import State, parse_states
 from jobledger.store import as_number
@@ -89,15 +90,38 @@ class Page:
         }
 
 
-class JobPages:
-    """Pages of jobs, with the orders of the last few (tag, state, sort) kept."""
+@dataclass
+class _Order:
+    """The sorted job IDs of one (tag, state set, sort column), as of event ``event_id``
+    and set size ``size``: ``present`` (jobs with a value, ascending by value then job
+    ID) then ``absent`` (jobs without one, by job ID)."""
 
-    def __init__(self, *, ttl_s: float = 30.0, kept: int = 16) -> None:
-        self.ttl_s = ttl_s
+    event_id: str
+    size: int
+    computed_at: float
+    present: list[str]
+    absent: list[str]
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return len(self.present) + len(self.absent)
+
+    def at(self, i: int, descending: bool) -> str:
+        n = len(self.present)
+        if i < n:
+            return self.present[n - 1 - i if descending else i]
+        return self.absent[i - n]
+
+
+class JobPages:
+    """Pages of jobs, with the orders of the last few (tag, state, sort) kept and brought
+    up to date from the tag's event stream (a move costs a few inserts, not a new sort)."""
+
+    def __init__(self, *, ttl_s: float = 300.0, kept: int = 16) -> None:
+        self.ttl_s = ttl_s  # a full sort at least this often: catches moves without events
         self.kept = kept
-        self._orders: OrderedDict[tuple[str, str, str], tuple[str, float, list[str], int]] = (
-            OrderedDict()
-        )
+        self._orders: OrderedDict[tuple[str, str, str], _Order] = OrderedDict()
         self._lock = threading.Lock()
 
     def page(
@@ -116,39 +140,42 @@ class JobPages:
         if offset < 0 or not 1 <= limit <= 1000:
             raise UsageError("offset must be >= 0 and limit between 1 and 1000")
         name = "ALL" if state.upper() == "ALL" else parse_states(state)[0].value
-        order, present = self._order(ledger, name, sort)
+        order = self._order(ledger, name, sort)
         # Descending reverses only the jobs that have the value: the others stay last.
-        shown = range(offset, min(offset + limit, len(order)))
-        chosen = [order[present - 1 - i if descending and i < present else i] for i in shown]
+        chosen = [order.at(i, descending) for i in range(offset, min(offset + limit, order.total))]
         records = dict(ledger.records(chosen, fields=PAGE_FIELDS))
         jobs = [{"job_id": j, **records.get(j, {})} for j in chosen]
-        return Page(ledger.tag, name, sort, descending, offset, limit, len(order), jobs)
+        return Page(ledger.tag, name, sort, descending, offset, limit, order.total, jobs)
 
-    def _order(self, ledger: Ledger, name: str, sort: str) -> tuple[list[str], int]:
+    def _order(self, ledger: Ledger, name: str, sort: str) -> _Order:
         key = (ledger.tag, name, sort)
-        stamp = _stamp(ledger, name)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._orders.get(key)
-            if cached is not None and cached[0] == stamp and now - cached[1] < self.ttl_s:
-                self._orders.move_to_end(key)
-                return cached[2], cached[3]
-        order, present = _sorted_ids(ledger, name, sort)
-        with self._lock:
-            self._orders[key] = (stamp, now, order, present)
+        newest, size = _stamp(ledger, name)
+        with self._lock:  # one request brings an order up to date at a time
+            order = self._orders.get(key)
+            fresh = order is not None and time.monotonic() - order.computed_at < self.ttl_s
+            if order is None or not fresh:
+                order = _computed(ledger, name, sort, newest, size)
+            elif (order.event_id, order.size) != (newest, size):
+                order = _advanced(order, ledger, name, sort, size) or _computed(
+                    ledger, name, sort, newest, size
+                )
+            self._orders[key] = order
             self._orders.move_to_end(key)
             while len(self._orders) > self.kept:
                 self._orders.popitem(last=False)
-        return order, present
+            return order
 
 
-def _stamp(ledger: Ledger, name: str) -> str:
-    """Changes whenever a job enters or leaves the set: every move adds an event."""
+_MAX_EVENTS = 20_000  # more changes than this since the last page: sort again instead
+
+
+def _stamp(ledger: Ledger, name: str) -> tuple[str, int]:
+    """The tag's newest event ID and the set's size: every move adds an event."""
     with ledger.client.pipeline(transaction=True) as pipe:
         pipe.xrevrange(ledger.layout.events(ledger.tag), count=1)
         pipe.scard(_set_key(ledger, name))
         newest, size = pipe.execute()
-    return f"{newest[0][0] if newest else ''}|{size}"
+    return (str(newest[0][0]) if newest else ""), int(size)
 
 
 def _set_key(ledger: Ledger, name: str) -> str:
@@ -157,15 +184,57 @@ def _set_key(ledger: Ledger, name: str) -> str:
     return ledger.layout.state_set(ledger.tag, State(name))
 
 
-def _sorted_ids(ledger: Ledger, name: str, sort: str) -> tuple[list[str], int]:
-    """The set's job IDs in ascending order of ``sort``, jobs without a value last, and
-    how many have one (descending order reverses only those)."""
+def _sort_values(ledger: Ledger, ids: list[str], sort: str) -> dict[str, Any]:
+    values: dict[str, Any] = {j: None for j in ids}
+    for job_id, record in ledger.records(ids, fields=[sort]):
+        value = record.get(sort)
+        values[job_id] = as_number(value) if sort in _NUMERIC else value
+    return values
+
+
+def _computed(ledger: Ledger, name: str, sort: str, newest: str, size: int) -> _Order:
+    """The set's job IDs sorted from scratch (one SMEMBERS; another column: one HMGET of
+    that field per job)."""
     ids = sort_job_ids({str(j) for j in ledger.client.smembers(_set_key(ledger, name))})
+    now = time.monotonic()
     if sort == "job_id":
-        return ids, len(ids)
-    values: dict[str, Any] = {j: r.get(sort) for j, r in ledger.records(ids, fields=[sort])}
-    if sort in _NUMERIC:
-        values = {j: as_number(v) for j, v in values.items()}
+        return _Order(newest, size, now, ids, [])
+    values = _sort_values(ledger, ids, sort)
     present = [j for j in ids if values[j] is not None]
     present.sort(key=values.__getitem__)  # stable: ties stay in job ID order
-    return present + [j for j in ids if values[j] is None], len(present)
+    absent = [j for j in ids if values[j] is None]
+    return _Order(newest, size, now, present, absent, values)
+
+
+def _advanced(order: _Order, ledger: Ledger, name: str, sort: str, size: int) -> _Order | None:
+    """``order`` moved forward by the events since it was made: each job an event names
+    leaves its place and, if the set holds it now, is inserted at its new one.  None when
+    that cannot be trusted (too many events, or the set's size disagrees: a cleanup, or
+    a move made without jobledger), so the caller sorts again."""
+    if not order.event_id:
+        return None
+    events = ledger.events_after(order.event_id, _MAX_EVENTS + 1)
+    if len(events) > _MAX_EVENTS:
+        return None
+    now_in: dict[str, str] = {}
+    for event in events:
+        now_in[event.get("job", "")] = event.get("to", "")
+    touched = set(now_in)
+    members = [j for j, to in now_in.items() if j and (name == "ALL" or to == name)]
+    present = [j for j in order.present if j not in touched]
+    absent = [j for j in order.absent if j not in touched]
+    values = order.values
+    if sort == "job_id":
+        for job_id in members:
+            bisect.insort(present, job_id, key=job_sort_key)
+    else:
+        values = {**order.values, **_sort_values(ledger, members, sort)}
+        for job_id in members:
+            if values[job_id] is None:
+                bisect.insort(absent, job_id, key=job_sort_key)
+            else:
+                bisect.insort(present, job_id, key=lambda j: (values[j], job_sort_key(j)))
+    if len(present) + len(absent) != size:
+        return None
+    newest = events[-1]["id"] if events else order.event_id
+    return _Order(newest, size, order.computed_at, present, absent, values)

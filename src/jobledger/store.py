@@ -35,6 +35,8 @@ __all__ = [
     "index_result",
     "purge_results",
     "result_names_of",
+    "result_names_union",
+    "results_grid",
     "results_of",
     "scan_tag_results",
     "top_results",
@@ -433,6 +435,57 @@ def result_names_of(
         for j in batch:
             names = replies[j] if j in replies else walked.get(j, ())
             yield j, sorted(str(n) for n in names)
+
+
+def result_names_union(
+    client: redis.Redis,
+    tag: str,
+    job_ids: Iterable[str],
+    *,
+    chunk: int = 1000,
+    layout: KeyLayout = LAYOUT,
+) -> set[str]:
+    """Every result key name any of ``job_ids`` has: one SUNION of index sets per chunk
+    of indexed jobs, and one keyspace walk if some have no index.  Only reads."""
+    validate_tag(tag)
+    ids = list(job_ids)
+    indexed = {str(j) for j in client.smembers(layout.indexed_jobs(tag))}
+    asked = [layout.result_index(tag, j) for j in ids if j in indexed]
+    names: set[str] = set()
+    with client.pipeline(transaction=False) as pipe:
+        for start in range(0, len(asked), chunk):
+            pipe.sunion(asked[start : start + chunk])
+        for reply in pipe.execute() if asked else []:
+            names.update(str(n) for n in reply)
+    unindexed = {j for j in ids if j not in indexed}
+    if unindexed:
+        names.update(
+            k for _, j, k in scan_tag_results(client, tag, layout=layout) if j in unindexed
+        )
+    return names
+
+
+def results_grid(
+    client: redis.Redis,
+    tag: str,
+    job_ids: Iterable[str],
+    names: Iterable[str],
+    *,
+    chunk: int = 500,
+    layout: KeyLayout = LAYOUT,
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """(job ID, {key: value}) of the result keys ``names`` for each job (a key the job
+    has not is left out): one MGET per chunk of jobs, no index read.  For a few names
+    shared by the jobs (reward, loss), this is the cheapest read of many jobs' results."""
+    keys = list(names)
+    ids = list(job_ids)
+    for start in range(0, len(ids), chunk):
+        batch = ids[start : start + chunk]
+        full = [layout.result_key(tag, j, k) for j in batch for k in keys]
+        values = iter(client.mget(full) if full else [])
+        for job_id in batch:
+            got = {k: v for k in keys if (v := next(values)) is not None}
+            yield job_id, {k: str(v) for k, v in got.items()}
 
 
 def results_of(

@@ -93,19 +93,26 @@ async function loadTags() {
   return true;
 }
 
+const SEED_SETS = ["ALL", "PENDING_AND_RUNNING", "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"];
+
 function renderOverview(data) {
+  // The count buttons are made once and updated in place, so a click never meets a
+  // button that a refresh replaced.
   const counts = $("counts");
-  counts.replaceChildren();
   for (const name of STATES) {
     const n = data.counts[name] || 0;
-    if (!n && !["ALL", "PENDING_AND_RUNNING", "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"]
-      .includes(name)) continue;
-    const button = el("button", null, `count s-${name}${view.state === name ? " active" : ""}`);
-    button.type = "button";
-    button.id = `count-${name}`;
-    button.append(el("b", n), el("span", name === "PENDING_AND_RUNNING" ? "PENDING/RUNNING" : name));
-    button.addEventListener("click", () => setState(name));
-    counts.append(button);
+    let button = $(`count-${name}`);
+    if (!button) {
+      button = el("button", null, `count s-${name}`);
+      button.type = "button";
+      button.id = `count-${name}`;
+      button.append(el("b"), el("span", name === "PENDING_AND_RUNNING" ? "PENDING/RUNNING" : name));
+      button.addEventListener("click", () => setState(name));
+      counts.append(button);
+    }
+    button.firstChild.textContent = String(n);
+    button.hidden = !n && !SEED_SETS.includes(name);
+    button.classList.toggle("active", view.state === name);
   }
   const t = data.tracker || {};
   $("tracker").textContent = t.last_pass_at
