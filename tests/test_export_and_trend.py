@@ -243,3 +243,41 @@ def test_the_analysis_example_runs_on_a_real_tag(
     assert proc.returncode == 0, proc.stderr
     assert "30 jobs of exp" in proc.stdout and "best reward: 0.029 (job 1029)" in proc.stdout
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_export_to_stdout_keeps_undecodable_bytes_under_a_strict_locale(
+    cli: CLI, jl_client: redis.Redis
+) -> None:
+    import subprocess
+
+    build(jl_client, "exp", 1, results_per_job=0)
+    jl_client.set("exp-1000:blob", b"\xff\xfeok")
+    env = {**cli.env, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "en_US.UTF-8"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobledger", "export", "-t", "exp", "--results"],
+        cwd=cli.cwd,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert b"\xff\xfeok" in proc.stdout
+
+
+def test_trend_survives_values_whose_sum_overflows(jl_client: redis.Redis) -> None:
+    build(jl_client, "exp", 3, results_per_job=0)
+    for job_id, value in (("1000", "1e308"), ("1001", "1.7e308"), ("1002", "-1.7e308")):
+        jl_client.set(f"exp-{job_id}:loss", value)
+    from jobledger.trend import summarize
+
+    points = trend(Ledger(jl_client, "exp"), "loss")
+    assert summarize(points[:2])["mean"] == pytest.approx(1.35e308)
+    assert sparkline([p.value for p in points]) == "▇█▁"
+
+
+def test_to_dataframe_takes_states_as_the_cli_does(jl_client: redis.Redis) -> None:
+    build(jl_client, "exp", 20, results_per_job=0)
+    running = to_dataframe("exp", client=jl_client, results=False, states=["running"])
+    assert set(running["state"]) == {"PENDING_AND_RUNNING"} and len(running) == 2
+    with pytest.raises(UsageError, match="unknown state 'DONE'"):
+        to_dataframe("exp", client=jl_client, states=["done"])

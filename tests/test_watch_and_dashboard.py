@@ -8,6 +8,7 @@ import os
 import pty
 import select
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -311,20 +312,52 @@ def test_the_dashboard_works_with_a_redis_user_that_can_only_read(
         jl_client.execute_command("ACL", "DELUSER", user)
 
 
-def test_dashboard_command_generates_a_token_for_other_addresses(cli: CLI) -> None:
+def _url(proc: subprocess.Popen[str]) -> str:
+    """The URL the dashboard prints once it listens."""
+    line = proc.stderr.readline()  # type: ignore[union-attr]
+    assert "jobledger dashboard: http://" in line, line
+    return line.split()[2]
+
+
+def test_dashboard_command_prints_a_url_with_a_new_token_and_checks_its_options(
+    cli: CLI, tmp_path: Path
+) -> None:
     port = free_port()
-    proc = cli.start("dashboard", "--host", "0.0.0.0", "--port", str(port))
+    proc = cli.start("dashboard", "--port", str(port))
     try:
-        line = proc.stderr.readline()  # type: ignore[union-attr]
-        assert f"http://0.0.0.0:{port}/?token=" in line
-        token = line.split("?token=")[1].split()[0]
+        url = _url(proc)
+        assert url.startswith(f"http://127.0.0.1:{port}/?token=")
+        token = url.split("?token=")[1]
         assert len(token) >= 24
+        assert httpx.get(f"http://127.0.0.1:{port}/api/tags").status_code == 401
+        assert httpx.get(url).status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
-    assert proc.returncode == 0
-    bad = cli("dashboard", "--port", "99999")
-    assert bad.code == 2 and "jobledger: error:" in bad.err
+    assert proc.returncode == 0  # Ctrl-C stops it quietly
+
+    secret = tmp_path / "token"
+    secret.write_text("a-token-from-a-file-0123\n")
+    port = free_port()
+    proc = cli.start("dashboard", "--port", str(port), "--token-file", str(secret))
+    try:
+        assert _url(proc) == f"http://127.0.0.1:{port}/"  # a token of yours is not printed
+        bearer = {"Authorization": "Bearer a-token-from-a-file-0123"}
+        assert httpx.get(f"http://127.0.0.1:{port}/api/tags", headers=bearer).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+
+    for args, message in (
+        (["--port", "99999"], "Invalid value for '--port'"),
+        (["--no-token", "--host", "0.0.0.0"], "--no-token needs a loopback --host"),
+        (["--token", "short"], "a dashboard token is 16 to 200"),
+        (["--token-file", str(tmp_path / "none")], "cannot read --token-file"),
+    ):
+        bad = cli("dashboard", *args)
+        assert bad.code == 2 and bad.err.splitlines()[-1].startswith("jobledger: error:"), args
+        assert message in bad.err, (args, bad.err)
+    assert "visible to other users in ps" in cli("dashboard", "--token", "short").err
 
 
 # --- the page in a real browser ----------------------------------------------------------
@@ -371,10 +404,10 @@ def test_the_page_filters_opens_a_job_and_updates_live_in_chromium(
     proc = cli.start("dashboard", "--port", str(port), "--poll", "0.5")
     browser = _browser()
     try:
-        assert "dashboard: http://127.0.0.1" in proc.stderr.readline()  # type: ignore[union-attr]
+        url = _url(proc)
         d = browser
         wait = WebDriverWait(d, 15)  # type: ignore[arg-type]
-        d.get(f"http://127.0.0.1:{port}/")  # type: ignore[attr-defined]
+        d.get(url)  # type: ignore[attr-defined]
 
         def text(id_: str) -> str:  # read in one step: a refresh may replace the element
             script = "const e = document.getElementById(arguments[0]); return e ? e.innerText : ''"
@@ -410,6 +443,7 @@ def test_the_page_filters_opens_a_job_and_updates_live_in_chromium(
             if e["level"] == "SEVERE"
         ]
         assert errors == []
+        assert "token" not in d.current_url  # type: ignore[attr-defined]  # kept in a cookie
         ARTIFACTS.mkdir(exist_ok=True)
         d.execute_script("window.scrollTo(0, 0)")  # type: ignore[attr-defined]
         d.save_screenshot(str(ARTIFACTS / "dashboard.png"))  # type: ignore[attr-defined]
@@ -419,14 +453,24 @@ def test_the_page_filters_opens_a_job_and_updates_live_in_chromium(
         proc.communicate(timeout=10)
 
 
-def test_pages_kept_up_to_date_from_events_match_a_fresh_sort(jl_client: redis.Redis) -> None:
+def test_pages_kept_up_to_date_from_events_match_a_fresh_sort(
+    jl_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import random
 
+    from jobledger import pages as pages_module
     from jobledger.pages import SORTS, JobPages
+
+    sorts_from_scratch: list[tuple[str, str]] = []
+    computed = pages_module._computed
+
+    def counted(ledger: Ledger, name: str, sort: str, *args: object) -> object:
+        sorts_from_scratch.append((name, sort))
+        return computed(ledger, name, sort, *args)  # type: ignore[arg-type]
 
     build(jl_client, "exp", 200, results_per_job=0)
     ledger = Ledger(jl_client, "exp")
-    kept = JobPages()
+    kept = JobPages(kept=100)
     views = [
         (s, sort, desc)
         for s in ("ALL", "FAILED", "PENDING_AND_RUNNING", "COMPLETED")
@@ -444,6 +488,7 @@ def test_pages_kept_up_to_date_from_events_match_a_fresh_sort(jl_client: redis.R
         ]
 
     pages(kept)  # every order computed once, then only advanced
+    monkeypatch.setattr(pages_module, "_computed", counted)
     rng = random.Random(9)
     for round_ in range(4):
         running = sorted(ledger.members(State.PENDING_AND_RUNNING))
@@ -456,4 +501,29 @@ def test_pages_kept_up_to_date_from_events_match_a_fresh_sort(jl_client: redis.R
         ledger.record_submission(str(5000 + round_), now=NOW)  # a new job
         if round_ == 2:  # a move made without jobledger: no event, the set sizes change
             jl_client.smove("exp_COMPLETED", "exp_FAILED", "1000")
-        assert pages(kept) == pages(JobPages()), f"round {round_}"
+        sorts_from_scratch.clear()
+        fresh = pages(JobPages())
+        assert len(sorts_from_scratch) == len(views) // 2  # the fresh cache: every order
+        sorts_from_scratch.clear()
+        assert pages(kept) == fresh, f"round {round_}"
+        if round_ != 2:  # advanced from the events, not sorted again
+            assert sorts_from_scratch == [], f"round {round_}"
+        else:  # the sets a move without an event changed are sorted again
+            assert {name for name, _ in sorts_from_scratch} == {"FAILED", "COMPLETED"}
+
+
+def test_odd_inputs_a_view_meets(cli: CLI, jl_client: redis.Redis, tmp_path: Path) -> None:
+    from jobledger.logs import read_lines
+
+    build(jl_client, "exp", 3, results_per_job=0)
+    run = cli("watch", "-t", "exp", "--once", "--events", "0")
+    assert run.code == 0 and "ALL 3" in run.out, run.err
+    # A name written into the tag registry by hand is skipped, not fatal.
+    jl_client.sadd("jobledger:tags", "not a tag!")
+    assert cli("tags", "--json").code == 0
+    with serving(create_app(jl_client)) as http:
+        assert list(http.get("/api/tags").json()["tags"]) == ["exp"]
+    # A progress bar: carriage returns, no newline, far more than a MiB.
+    bar = tmp_path / "err.log"
+    bar.write_bytes(b"".join(b"\r%d%%|####" % (i % 100) for i in range(300_000)) + b"\rdone")
+    assert read_lines(str(bar), 3) == ["98%|####", "99%|####", "done"]

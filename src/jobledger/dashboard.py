@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from jobledger.errors import JobledgerError, NotFound, UsageError
-from jobledger.ids import validate_job_id, validate_tag
+from jobledger.ids import is_tag, validate_job_id, validate_tag
 from jobledger.keys import LAYOUT
 from jobledger.ledger import Ledger
 from jobledger.pages import JobPages
@@ -76,9 +76,18 @@ def _static(name: str) -> bytes:
     return (importlib.resources.files("jobledger") / "static" / name).read_bytes()
 
 
-def create_app(client: redis.Redis, *, token: str | None = None, poll_ms: int = 1000) -> Any:
-    """The dashboard for the tags on ``client``; ``token``: required on every request
-    (None: only loopback clients with a loopback Host may read)."""
+def create_app(
+    client: redis.Redis,
+    *,
+    token: str | None = None,
+    poll_ms: int = 1000,
+    cookie: str = COOKIE,
+    logs: bool = True,
+) -> Any:
+    """The dashboard for the tags on ``client``.  ``token``: required on every request
+    (None: any client with a loopback Host may read); ``cookie``: the name the token is
+    kept under in the browser (one per port: cookies are shared across a host's ports);
+    ``logs``: serve the tails of job logs (read as this process's user)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -105,7 +114,8 @@ def create_app(client: redis.Redis, *, token: str | None = None, poll_ms: int = 
 
     def api_tags(request: Request) -> Any:
         names = sorted(str(n) for n in client.smembers(LAYOUT.tags_registry()))
-        return {"tags": {n: Ledger(client, n).counts() for n in names}}
+        # A name written there by hand that is no tag is skipped, not fatal to the page.
+        return {"tags": {n: Ledger(client, n).counts() for n in names if is_tag(n)}}
 
     def api_tag(request: Request) -> Any:
         from jobledger.overview import overview
@@ -138,7 +148,17 @@ def create_app(client: redis.Redis, *, token: str | None = None, poll_ms: int = 
         if stream not in ("stdout", "stderr"):
             raise UsageError("stream must be stdout or stderr")
         job_id = validate_job_id(request.path_params["job_id"])
-        return log_tail(ledger(request), job_id, stream, integer(request, "lines", 50, 1, 10_000))
+        lines = integer(request, "lines", 50, 1, 10_000)
+        if not logs:
+            return {
+                "tag": request.path_params["tag"],
+                "job_id": job_id,
+                "stream": stream,
+                "path": None,
+                "lines": None,
+                "unreadable": "log tails are off (--no-logs)",
+            }
+        return log_tail(ledger(request), job_id, stream, lines)
 
     def api_failures(request: Request) -> Any:
         from jobledger.failures import FAILURE_STATES, tag_failures
@@ -224,16 +244,17 @@ def create_app(client: redis.Redis, *, token: str | None = None, poll_ms: int = 
         Route("/api/tags/{tag}/events", json_endpoint(api_events), methods=["GET", "HEAD"]),
     ]
     inner = Starlette(routes=routes)
-    return _Guard(inner, token=token)
+    return _Guard(inner, token=token, cookie=cookie)
 
 
 class _Guard:
     """ASGI middleware: only GET/HEAD, the token (when set) or a loopback Host, and
     headers that keep the page from being framed or sniffed."""
 
-    def __init__(self, app: Any, *, token: str | None) -> None:
+    def __init__(self, app: Any, *, token: str | None, cookie: str = COOKIE) -> None:
         self.app = app
         self.token = token
+        self.cookie = cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -252,7 +273,7 @@ class _Guard:
                 await _plain(send, 403, b"forbidden: this dashboard answers to localhost only\n")
                 return
         else:
-            given = _bearer(headers) or _cookie(headers) or ""
+            given = _bearer(headers) or _cookie(headers, self.cookie) or ""
             from_query = _query_token(scope)
             if from_query and _same(from_query, self.token):
                 cookie_to_set = from_query
@@ -269,7 +290,7 @@ class _Guard:
             if message["type"] == "http.response.start":
                 extra = [(k.encode(), v.encode()) for k, v in _SECURITY_HEADERS.items()]
                 if cookie_to_set is not None:
-                    cookie = f"{COOKIE}={cookie_to_set}; Path=/; HttpOnly; SameSite=Strict"
+                    cookie = f"{self.cookie}={cookie_to_set}; Path=/; HttpOnly; SameSite=Strict"
                     extra.append((b"set-cookie", cookie.encode()))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
@@ -286,16 +307,10 @@ def _bearer(headers: dict[str, str]) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else None
 
 
-def _cookie(headers: dict[str, str]) -> str | None:
-    from http.cookies import SimpleCookie
+def _cookie(headers: dict[str, str], name: str) -> str | None:
+    from starlette.requests import cookie_parser  # lenient, as browsers are
 
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(headers.get("cookie", ""))
-    except Exception:  # noqa: BLE001 - a malformed cookie header is no token
-        return None
-    morsel = jar.get(COOKIE)
-    return morsel.value if morsel else None
+    return cookie_parser(headers.get("cookie", "")).get(name)
 
 
 def _query_token(scope: Scope) -> str | None:

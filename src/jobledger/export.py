@@ -11,6 +11,7 @@ also need to know, in that pass, which keys hold only numbers.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import os
@@ -34,6 +35,7 @@ __all__ = [
     "LONG_COLUMNS",
     "Column",
     "Table",
+    "ensure_pyarrow",
     "format_for",
     "job_states",
     "job_table",
@@ -102,7 +104,7 @@ _CHUNK = 1000
 
 def typed(value: str | None, kind: str) -> Any:
     """A stored string as the column's type (None when empty); a value that does not
-    read as that type is kept as the string it is, never dropped."""
+    read as that type is kept as the string it is (JSON), never dropped."""
     if value is None or value == "":
         return None
     if kind == "int" and _INT.fullmatch(value.strip()):
@@ -172,10 +174,13 @@ def job_table(
             for key, value in values.items():
                 kinds[key] = _widest(kinds[key], value)
     taken = {c.name for c in JOB_COLUMNS}
-    result_columns = [
-        Column(f"result:{key}" if key in taken else key, kinds[key], field=key)
-        for key in sorted(kinds, key=natural_key)
-    ]
+    result_columns = []
+    for key in sorted(kinds, key=natural_key):
+        name = key
+        while name in taken:  # a key named like a job column (or like a renamed key)
+            name = f"result:{name}"
+        taken.add(name)
+        result_columns.append(Column(name, kinds[key], field=key))
     return Table(columns + result_columns, _job_rows(ledger, where, result_columns))
 
 
@@ -265,9 +270,14 @@ def write(table: Table, fmt: str, output: str | None) -> int:
     if fmt == "parquet":
         if output in (None, "-"):
             raise UsageError("parquet is a binary file format: give --output FILE.parquet")
-        _pyarrow()  # before anything is written: a missing extra is a clear error
+        ensure_pyarrow()  # before anything is written: a missing extra is a clear error
     if output in (None, "-"):
-        return _write_text(table, fmt, _stdout())
+        out = _stdout()
+        try:
+            return _write_text(table, fmt, out)
+        finally:
+            out.flush()
+            out.detach()  # standard output stays open for whoever prints next
     with replaced_atomically(Path(output)) as partial:
         if fmt == "parquet":
             return _write_parquet(table, partial)
@@ -280,18 +290,30 @@ def replaced_atomically(target: Path) -> Iterator[Path]:
     """A path to write ``target``'s new content to, renamed over ``target`` when the
     block ends without an error (and removed when it fails): a failed export or plot
     leaves an existing file as it was."""
+    target = target.resolve() if target.is_symlink() else target  # write through a link
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         yield partial
+        if target.exists():
+            partial.chmod(target.stat().st_mode & 0o7777)  # an 0600 export stays 0600
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
 
 
-def _stdout() -> IO[str]:
+def _stdout() -> io.TextIOWrapper:
+    """Standard output writing stored values exactly, as a file would: bytes that are
+    not UTF-8 included, whatever the locale's encoding error handler."""
     import sys
 
-    return sys.stdout
+    sys.stdout.flush()
+    return io.TextIOWrapper(
+        sys.stdout.buffer,
+        encoding="utf-8",
+        errors="surrogateescape",
+        newline="",
+        write_through=True,
+    )
 
 
 def _write_text(table: Table, fmt: str, out: IO[str]) -> int:
@@ -308,7 +330,7 @@ def _write_text(table: Table, fmt: str, out: IO[str]) -> int:
     if fmt == "json":
         out.write("[")
     for row in table.rows:
-        item = {n: _json_value(row[n], k) for n, k in kinds}
+        item = {valid_text(n): _json_value(row[n], k) for n, k in kinds}
         text = json.dumps(item, ensure_ascii=True, default=str)
         if fmt == "json":
             out.write(("\n" if count == 0 else ",\n") + text)
@@ -325,7 +347,7 @@ def _json_value(value: str | None, kind: str) -> Any:
     return valid_text(converted) if isinstance(converted, str) else converted
 
 
-def _pyarrow() -> Any:
+def ensure_pyarrow() -> Any:
     try:
         import pyarrow
         import pyarrow.parquet
@@ -361,13 +383,13 @@ def _arrow_value(value: str | None, kind: str) -> Any:
 
 
 def _write_parquet(table: Table, path: Path, batch_rows: int = 10_000) -> int:
-    pa = _pyarrow()
+    pa = ensure_pyarrow()
     kinds = [(c.name, "str" if c.kind == "auto" else c.kind) for c in table.columns]
-    schema = pa.schema([(n, _arrow_type(pa, k)) for n, k in kinds])
+    schema = pa.schema([(valid_text(n), _arrow_type(pa, k)) for n, k in kinds])
     count = 0
     with pa.parquet.ParquetWriter(str(path), schema) as writer:
         for batch in _batches(table.rows, batch_rows):
-            columns = {n: [_arrow_value(r[n], k) for r in batch] for n, k in kinds}
+            columns = {valid_text(n): [_arrow_value(r[n], k) for r in batch] for n, k in kinds}
             writer.write_table(pa.Table.from_pydict(columns, schema=schema))
             count += len(batch)
     return count
@@ -410,12 +432,28 @@ def to_dataframe(
     tag = tag or settings.tag
     if not tag:
         raise UsageError("no tag: pass to_dataframe(tag=...) or set JOBLEDGER_TAG")
+    from jobledger.states import parse_states
+
+    wanted = None
+    if states is not None:  # "failed", "RUNNING", State.TIMEOUT: as the CLI's --state
+        text = ",".join(s.value if isinstance(s, State) else str(s) for s in states)
+        wanted = parse_states(text, allow_all=True)
+    own = client is None
     if client is None:
         from jobledger.connection import connect
 
         client = connect(settings)
-    wanted = None if states is None else [State(s) if isinstance(s, str) else s for s in states]
-    table = job_table(Ledger(client, validate_tag(tag)), states=wanted, results=results, long=long)
+    try:
+        return _frame(
+            pd,
+            job_table(Ledger(client, validate_tag(tag)), states=wanted, results=results, long=long),
+        )
+    finally:
+        if own:
+            client.close()
+
+
+def _frame(pd: Any, table: Table) -> Any:
     names = [c.name for c in table.columns]
     frames = [
         pd.DataFrame(
@@ -431,7 +469,9 @@ def to_dataframe(
     for column in table.columns:
         values = frame[column.name]
         if column.kind == "time":
-            frame[column.name] = pd.to_datetime(values, utc=True, errors="coerce")
+            times = pd.to_datetime(values, utc=True, errors="coerce")
+            if times.isna().sum() == values.isna().sum():  # else a value is not a time: kept
+                frame[column.name] = times
         elif _all_of(values, int):
             frame[column.name] = values.astype("Int64")  # nullable: a missing code stays missing
         elif _all_of(values, (int, float)):

@@ -8,6 +8,7 @@ from jobledger.errors import UsageError
 
 __all__ = [
     "is_job_id",
+    "is_tag",
     "job_sort_key",
     "sort_job_ids",
     "validate_job_id",
@@ -60,6 +61,10 @@ def validate_namespace(namespace: str) -> str:
     if namespace == "jobledger":
         raise UsageError("namespace 'jobledger' is reserved for jobledger's own keys")
     return namespace
+
+
+def is_tag(value: str) -> bool:
+    return _NAME.fullmatch(value) is not None
 
 
 def is_job_id(value: str) -> bool:

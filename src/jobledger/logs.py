@@ -256,12 +256,14 @@ def open_log(job_id: str, path: str, record: Mapping[str, str]) -> int:
         raise NotFound(f"{path!r} cannot be read: {exc}") from None
 
 
-def tail(fd: int, lines: int) -> tuple[list[bytes], int]:
-    """The last ``lines`` lines of the open file (read backwards), and its size."""
+def tail(fd: int, lines: int, *, max_bytes: int | None = None) -> tuple[list[bytes], int]:
+    """The last ``lines`` lines of the open file (read backwards), and its size; with
+    ``max_bytes``, reading stops there (a file of progress bars has no newline to find)."""
     size = os.fstat(fd).st_size
     buffer = b""
     offset = size
-    while offset > 0 and buffer.count(b"\n") <= lines:
+    limit = size - max_bytes if max_bytes is not None else 0
+    while offset > max(limit, 0) and buffer.count(b"\n") <= lines:
         step = min(_TAIL_CHUNK, offset)
         offset -= step
         buffer = os.pread(fd, step, offset) + buffer
@@ -271,19 +273,26 @@ def tail(fd: int, lines: int) -> tuple[list[bytes], int]:
     return parts[-lines:] if lines else [], size
 
 
+_READ_LINES_BYTES = 1 << 20  # the tail shown of a file is read from its last MiB at most
+_LINE_SHOWN = 2000
+
+
 def read_lines(path: str, lines: int) -> list[str] | None:
-    """The last ``lines`` lines of ``path`` as text, or None when it cannot be read."""
+    """The last ``lines`` lines of ``path`` as text (from its last MiB; a progress bar's
+    carriage returns end lines too, and a line is cut after 2,000 characters), or None
+    when it cannot be read."""
     try:
         fd = _open_regular(path)
     except (OSError, ValueError):  # ValueError: a NUL in a hand-edited path
         return None
     try:
-        found, _ = tail(fd, lines)
+        found, _ = tail(fd, lines, max_bytes=_READ_LINES_BYTES)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return [line.decode("utf-8", "replace").rstrip("\r") for line in found]
+    text = [part for line in found for part in line.rstrip(b"\r").split(b"\r")][-lines:]
+    return [t.decode("utf-8", "replace")[:_LINE_SHOWN] for t in text] if lines else []
 
 
 def last_line(path: str) -> str | None:

@@ -67,8 +67,11 @@ def overview(
         pipe.scard(layout.stalled_jobs(tag))
         pipe.srandmember(layout.stalled_jobs(tag), 1000)
         pipe.hgetall(layout.tracker_status(tag))
-        pipe.xrevrange(layout.events(tag), count=events)
+        if events:
+            pipe.xrevrange(layout.events(tag), count=events)
         replies = pipe.execute()
+    if not events:
+        replies.append([])
     names = ["ALL", *(s.value for s in State)]
     counts = dict(zip(names, (int(r) for r in replies[: len(names)]), strict=True))
     stalled, stalled_some, tracker, newest = replies[len(names) :]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import statistics
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +65,14 @@ def is_pattern(key: str) -> bool:
     return any(c in key for c in "*?[")
 
 
+def mean(values: Sequence[float]) -> float:
+    """The mean of finite values, also when their sum would overflow (1e308 + 1e308)."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:
+        return math.fsum(v / len(values) for v in values)
+
+
 def _fold(values: list[tuple[str, float]], agg: str) -> float:
     if agg == "last":  # the key that sorts last: the final step of reward_1 .. reward_N
         return max(values, key=lambda kv: natural_key(kv[0]))[1]
@@ -74,7 +81,7 @@ def _fold(values: list[tuple[str, float]], agg: str) -> float:
         return max(numbers)
     if agg == "min":
         return min(numbers)
-    return statistics.fmean(numbers)
+    return mean(numbers)
 
 
 def trend(
@@ -85,7 +92,8 @@ def trend(
     states: Sequence[State] | None = None,
 ) -> list[TrendPoint]:
     """One point per job of the tag (or of ``states``), ordered by submission time
-    (then job ID), for the result ``key`` or the keys matching the glob ``key``."""
+    (then job ID; jobs without one last), for the result ``key`` or the keys matching
+    the glob ``key``."""
     if agg not in AGGREGATES:
         raise UsageError(f"unknown aggregate {agg!r} (choose from {', '.join(AGGREGATES)})")
     pattern = is_pattern(key)
@@ -114,7 +122,8 @@ def trend(
             )
         )
     order = {j: i for i, j in enumerate(ids)}  # job ID order breaks ties
-    points.sort(key=lambda p: (p.submitted_at or "", order[p.job_id]))
+    # Jobs without a submission time (the seed's scripts record none) come after.
+    points.sort(key=lambda p: (p.submitted_at is None, p.submitted_at or "", order[p.job_id]))
     return points
 
 
@@ -144,7 +153,7 @@ def summarize(points: Sequence[TrendPoint]) -> dict[str, Any]:
         "gaps": len(points) - len(values),
         "min": min(values) if values else None,
         "max": max(values) if values else None,
-        "mean": math.fsum(values) / len(values) if values else None,
+        "mean": mean(values) if values else None,
     }
 
 
@@ -164,7 +173,7 @@ def binned(points: Sequence[TrendPoint], bins: int) -> list[dict[str, Any]]:
                 "jobs": len(part),
                 "with_value": len(values),
                 "min": min(values) if values else None,
-                "mean": math.fsum(values) / len(values) if values else None,
+                "mean": mean(values) if values else None,
                 "max": max(values) if values else None,
             }
         )
@@ -183,13 +192,16 @@ def sparkline(values: Iterable[float | None], width: int | None = None) -> str:
                 for v in items[b * len(items) // width : (b + 1) * len(items) // width]
                 if v is not None
             ]
-            binned.append(statistics.fmean(part) if part else None)
+            binned.append(mean(part) if part else None)
         items = binned
     present = [v for v in items if v is not None and math.isfinite(v)]
     if not present:
         return " " * len(items)
     low, high = min(present), max(present)
     span = high - low
+    if not math.isfinite(span):  # -1e308 .. 1e308: compare halves instead
+        items = [None if v is None else v / 2 for v in items]
+        low, high, span = low / 2, high / 2, high / 2 - low / 2
     out = []
     for v in items:
         if v is None or not math.isfinite(v):
@@ -223,7 +235,7 @@ def plot(points: Sequence[TrendPoint], path: str, *, title: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
     try:
         ax.plot(xs, ys, marker="o" if len(points) <= 200 else None, markersize=3, linewidth=1)
-        ax.set_title(title)
+        ax.set_title(title.replace("$", r"\$"))  # a key's "$" is text, not math
         ax.set_xlabel("job, in submission order")
         ax.set_ylabel("value")
         if 0 < len(points) <= 20:

@@ -40,7 +40,7 @@ def _state_filter(text: str | None) -> Any:
 def export(**kwargs: Any) -> None:
     """Every job of the tag as rows: state, times, exit code, usage, resubmission links."""
     from jobledger.errors import UsageError
-    from jobledger.export import format_for, job_table, write
+    from jobledger.export import ensure_pyarrow, format_for, job_table, write
 
     app, (fmt, output, results, long, states_text) = parse(
         kwargs, "fmt", "output", "results", "long", "states"
@@ -50,13 +50,15 @@ def export(**kwargs: Any) -> None:
     if app.as_json:
         raise UsageError("export writes its own format: use --format json instead of --json")
     fmt = format_for(output, fmt)
+    if fmt == "parquet":  # before reading anything: these fail fast
+        if output in (None, "-"):
+            raise UsageError("parquet is a binary file format: give --output FILE.parquet")
+        ensure_pyarrow()
     states = _state_filter(states_text)
     ledger = app.ledger()
     table = job_table(
         ledger, states=states, results=results, long=long, typed_results=fmt == "parquet"
     )
-    if fmt == "parquet" and output in (None, "-"):
-        raise UsageError("parquet is a binary file format: give --output FILE.parquet")
     rows = write(table, fmt, output)
     if output not in (None, "-"):
         click.echo(f"wrote {rows} rows ({len(table.columns)} columns) to {output}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -193,12 +194,26 @@ def _watch_screen(take: Any, interval: float) -> None:
 @click.command()
 @common
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Read the token every request must carry from this file (default: "
+    "JOBLEDGER_DASHBOARD_TOKEN, else a new one, printed in the URL).",
+)
 @click.option(
     "--token",
-    help="Token every request must carry (default: none on 127.0.0.1; generated and "
-    "printed for any other address). Visible to other users in ps: prefer "
-    "JOBLEDGER_DASHBOARD_TOKEN.",
+    help="The token itself (visible to other users in ps: prefer --token-file).",
+)
+@click.option(
+    "--no-token",
+    is_flag=True,
+    help="No token, for a machine only you use (loopback addresses only).",
+)
+@click.option(
+    "--no-logs",
+    is_flag=True,
+    help="Do not show the tails of job logs (the files are read as your user).",
 )
 @click.option(
     "--poll",
@@ -213,14 +228,14 @@ def dashboard(**kwargs: Any) -> None:
 
     Counts per state, a job table filtered, sorted and paged on the server, job pages
     (record, usage, history, results, log tails), failure groups and trend charts,
-    updated live; the JSON API behind it is in docs/cli.md.
+    updated live; the JSON API behind it is in docs/cli.md. Every request needs the
+    token printed in the URL (other users of a shared login node reach 127.0.0.1 too).
     """
-    import os
-    import secrets
-
     from jobledger.errors import UsageError
 
-    app, (host, port, token, poll_s) = parse(kwargs, "host", "port", "token", "poll_s")
+    app, (host, port, token_file, token, no_token, no_logs, poll_s) = parse(
+        kwargs, "host", "port", "token_file", "token", "no_token", "no_logs", "poll_s"
+    )
     try:
         import uvicorn
 
@@ -229,18 +244,25 @@ def dashboard(**kwargs: Any) -> None:
         raise UsageError(
             f"the dashboard needs the web extra: pip install 'jobledger[web]' ({exc})"
         ) from None
-    token = token or os.environ.get("JOBLEDGER_DASHBOARD_TOKEN") or None
-    generated = False
-    if token is None and not is_loopback(host):
-        token, generated = secrets.token_urlsafe(24), True
+    if token is not None:
+        click.echo(
+            "jobledger: warning: --token is visible to other users in ps; prefer "
+            "--token-file or JOBLEDGER_DASHBOARD_TOKEN",
+            err=True,
+        )
+    token, shown = _dashboard_token(token, token_file, no_token, host, is_loopback(host))
     _can_listen(host, port)  # a port in use is one clear line, not uvicorn's log
     client = _read_only_client(app)
     client.ping()  # an unreachable server is told now, not on the first page
-    web = create_app(client, token=token, poll_ms=int(poll_s * 1000))
+    web = create_app(
+        client,
+        token=token,
+        poll_ms=int(poll_s * 1000),
+        cookie=f"jobledger_token_{port}",
+        logs=not no_logs,
+    )
     shown_host = f"[{host}]" if ":" in host else host
-    url = f"http://{shown_host}:{port}/"
-    if token is not None and generated:
-        url += f"?token={token}"
+    url = f"http://{shown_host}:{port}/" + (f"?token={token}" if shown and token else "")
     config = uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
 
@@ -249,17 +271,49 @@ def dashboard(**kwargs: Any) -> None:
             time.sleep(0.05)
         if server.started:
             click.echo(f"jobledger dashboard: {url}  (read-only; Ctrl-C to stop)", err=True)
-            if generated:
-                click.echo(
-                    "  (a new token for this run: whoever has this URL can read the ledger)",
-                    err=True,
-                )
+            if token and not shown:
+                click.echo("  open it with ?token=<your token> once (it sets a cookie)", err=True)
 
     import threading
 
     threading.Thread(target=announce, daemon=True).start()
     with interruptible():
         server.run()
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,200}")
+
+
+def _dashboard_token(
+    given: str | None, token_file: str | None, no_token: bool, host: str, loopback: bool
+) -> tuple[str | None, bool]:
+    """The token and whether to print it in the URL (a generated one only)."""
+    import os
+    import secrets
+    from pathlib import Path
+
+    from jobledger.errors import UsageError
+
+    if no_token:
+        if given or token_file:
+            raise UsageError("--no-token contradicts --token/--token-file")
+        if not loopback:
+            raise UsageError(f"--no-token needs a loopback --host (127.0.0.1), not {host}")
+        return None, False
+    if token_file:
+        try:
+            given = Path(token_file).expanduser().read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+    given = given or os.environ.get("JOBLEDGER_DASHBOARD_TOKEN") or None
+    if given is None:
+        return secrets.token_urlsafe(24), True
+    if not _TOKEN.fullmatch(given):
+        raise UsageError(
+            "a dashboard token is 16 to 200 of the characters A-Z a-z 0-9 . _ ~ - "
+            "(python3 -c 'import secrets; print(secrets.token_urlsafe(24))' makes one)"
+        )
+    return given, False
 
 
 def _can_listen(host: str, port: int) -> None:

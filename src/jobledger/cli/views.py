@@ -222,7 +222,10 @@ def tags(**kwargs: Any) -> None:
     from jobledger.ledger import Ledger
 
     app, _ = parse(kwargs)
-    names = sorted(app.client.smembers(keys.tags_registry()))
+    from jobledger.ids import is_tag
+
+    # A name written into the registry by hand that is no tag is skipped, not fatal.
+    names = sorted(n for n in app.client.smembers(keys.tags_registry()) if is_tag(n))
     counts = {n: Ledger(app.client, n).counts() for n in names}
 
     def human() -> None:

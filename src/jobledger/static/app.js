@@ -59,7 +59,9 @@ function saveHash() {
   if (view.desc) params.set("desc", "1");
   if (view.offset) params.set("offset", String(view.offset));
   if (view.job) params.set("job", view.job);
-  history.replaceState(null, "", `#${params}`);
+  // The path alone: a ?token= the page was opened with is now in a cookie, and must not
+  // stay in the address bar, the history, or a link copied from it.
+  history.replaceState(null, "", `${location.pathname}#${params}`);
 }
 
 function loadHash() {
@@ -303,16 +305,25 @@ async function loadTrend() {
 
 // --- live updates ----------------------------------------------------------------------
 
+async function jobChanged(after) {
+  // Reload the open job only when a new event names it (a job page can cost a keyspace
+  // walk for results written without an index), or when too many came to tell.
+  const q = new URLSearchParams({ after, count: 1000 });
+  const data = await api(`${tagPath()}/events?${q}`);
+  return data.events.length >= 1000 || data.events.some((e) => e.job === view.job);
+}
+
 async function refresh(force) {
   try {
     const data = await api(`${tagPath()}?events=10`);
-    const changed = force || data.last_event_id !== view.lastEvent;
+    const previous = view.lastEvent;
+    const changed = force || data.last_event_id !== previous;
     renderOverview(data);
     if (changed) {
       view.lastEvent = data.last_event_id;
       saveHash();
       await loadJobs();
-      if (view.job) await loadJob();
+      if (view.job && (force || !previous || await jobChanged(previous))) await loadJob();
     }
     showError(null);
   } catch (err) {
