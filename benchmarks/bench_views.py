@@ -169,9 +169,13 @@ def run_views(env: dict[str, str], client: object, ids: list[str], args: object,
         text=True,
     )
     try:
-        assert "dashboard:" in web.stderr.readline()  # type: ignore[union-attr]
+        line = web.stderr.readline()  # type: ignore[union-attr]
+        assert "dashboard: http://" in line, line
+        url = line.split()[2]  # with the token the dashboard made for this run
+        token = url.partition("?token=")[2]
         base = f"http://127.0.0.1:{web_port}"
-        with httpx.Client(base_url=base, timeout=60) as http:
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, timeout=60, headers=auth) as http:
             print("\n-- dashboard API (HTTP to `jobledger dashboard`, its own process)")
             report("counts, tracker, events, top  /api/tags/T", http, f"/api/tags/{TAG}")
             report("job table, first page (50)    /jobs", http, f"/api/tags/{TAG}/jobs", limit=50)
@@ -229,7 +233,7 @@ def run_views(env: dict[str, str], client: object, ids: list[str], args: object,
                 repeat=2,
             )
         if not args.no_browser:  # type: ignore[attr-defined]
-            waits = live_latency(base + "/", client, running[10:], 5)
+            waits = live_latency(url, client, running[10:], 5)
             print(
                 f"\n-- live update: a move in Redis -> the open page's count (5x, poll 1 s)\n"
                 f"{'  seconds':<52} median {statistics.median(waits):.2f} s"

@@ -57,8 +57,8 @@ say "installing jobledger and its test tools into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 say "ruff"
-.venv/bin/ruff check src tests benchmarks examples
-.venv/bin/ruff format --check src tests benchmarks examples
+.venv/bin/ruff check src tests benchmarks examples scripts
+.venv/bin/ruff format --check src tests benchmarks examples scripts
 say "mypy"
 .venv/bin/mypy
 say "pytest"
