@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -281,3 +284,30 @@ def test_to_dataframe_takes_states_as_the_cli_does(jl_client: redis.Redis) -> No
     assert set(running["state"]) == {"PENDING_AND_RUNNING"} and len(running) == 2
     with pytest.raises(UsageError, match="unknown state 'DONE'"):
         to_dataframe("exp", client=jl_client, states=["done"])
+
+
+def test_export_writes_devices_in_place_and_refuses_directories(
+    cli: CLI, jl_client: redis.Redis, tmp_path: Path
+) -> None:
+    build(jl_client, "exp", 3, results_per_job=0)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    run = cli("export", "-t", "exp", "-o", str(fifo))
+    assert run.code == 0, run.err
+    assert reader.communicate(timeout=30)[0].count(b"\n") == 4  # header + 3 jobs
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a pipe, not a file
+    assert cli("export", "-t", "exp", "-o", "/dev/null").code == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    for target, message in (
+        (".", "names a directory"),
+        (str(tmp_path), "is a directory"),
+        (str(tmp_path / "sub") + "/", "names a directory"),
+        (str(tmp_path / "nodir" / "x.csv"), "does not exist"),
+    ):
+        bad = cli("export", "-t", "exp", "-o", target)
+        assert bad.code == 2 and message in bad.err and "Traceback" not in bad.err, target
+    assert not (tmp_path / "sub").exists() and not list(tmp_path.glob(".*partial"))
+    plot = cli("trend", "reward", "-t", "exp", "--plot", str(tmp_path / "chart.jpg"))
+    assert plot.code == 2 and ".png, .svg or .pdf" in plot.err
+    assert to_dataframe("exp", client=jl_client, results=False, states="running").shape[0] == 0

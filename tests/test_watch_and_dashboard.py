@@ -236,6 +236,9 @@ def test_api_bad_input_is_a_400_with_one_message(api: httpx.Client, jl_client: r
         ("/api/tags/exp/jobs/42", {}, 404, "not in the ledger"),
         ("/api/tags/exp/trend", {}, 400, "give ?key="),
         ("/api/tags/exp/events", {"after": "(0"}, 400, "must be an event ID"),
+        ("/api/tags/exp/jobs", {"state": "FAILED,TIMEOUT"}, 400, "one state at a time"),
+        ("/api/tags/exp/jobs/42/logs", {}, 404, "not in the ledger"),
+        ("/api/nothing", {}, 404, "Not Found"),
     ):
         reply = api.get(path, params=params)
         assert reply.status_code == status, (path, reply.text)
@@ -248,6 +251,7 @@ def test_dashboard_is_read_only_and_answers_to_localhost_only(
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         reply = api.request(method, "/api/tags")
         assert reply.status_code == 405 and reply.headers["allow"] == "GET, HEAD"
+        assert reply.json() == {"error": "read-only: only GET and HEAD"}
     assert api.head("/").status_code == 200
     # DNS rebinding: a page of evil.example whose name now points at 127.0.0.1.
     assert api.get("/api/tags", headers={"Host": "evil.example"}).status_code == 403
@@ -338,6 +342,7 @@ def test_dashboard_command_prints_a_url_with_a_new_token_and_checks_its_options(
 
     secret = tmp_path / "token"
     secret.write_text("a-token-from-a-file-0123\n")
+    secret.chmod(0o600)
     port = free_port()
     proc = cli.start("dashboard", "--port", str(port), "--token-file", str(secret))
     try:
@@ -357,7 +362,10 @@ def test_dashboard_command_prints_a_url_with_a_new_token_and_checks_its_options(
         bad = cli("dashboard", *args)
         assert bad.code == 2 and bad.err.splitlines()[-1].startswith("jobledger: error:"), args
         assert message in bad.err, (args, bad.err)
-    assert "visible to other users in ps" in cli("dashboard", "--token", "short").err
+    warned = cli(
+        "dashboard", "--token", "a-token-on-the-command-line", "--url", "redis://127.0.0.1:1"
+    )
+    assert warned.code == 1 and "visible to other users in ps" in warned.err
 
 
 # --- the page in a real browser ----------------------------------------------------------

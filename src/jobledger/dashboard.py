@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import importlib.resources
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -83,6 +84,7 @@ def create_app(
     poll_ms: int = 1000,
     cookie: str = COOKIE,
     logs: bool = True,
+    tag: str | None = None,
 ) -> Any:
     """The dashboard for the tags on ``client``.  ``token``: required on every request
     (None: any client with a loopback Host may read); ``cookie``: the name the token is
@@ -95,10 +97,17 @@ def create_app(
 
     pages = JobPages()
     assets = {name: _static(name) for name in _STATIC}
-    index = assets["index.html"].replace(b"{{POLL_MS}}", str(int(poll_ms)).encode())
+    index = (
+        assets["index.html"]
+        .replace(b"{{POLL_MS}}", str(int(poll_ms)).encode())
+        .replace(b"{{TAG}}", validate_tag(tag).encode() if tag else b"")
+    )
 
     def ledger(request: Request) -> Ledger:
         return Ledger(client, validate_tag(request.path_params["tag"]))
+
+    def view_tag(request: Request) -> str:
+        return str(request.path_params["tag"])
 
     def integer(request: Request, name: str, default: int, low: int, high: int) -> int:
         text = request.query_params.get(name)
@@ -149,6 +158,9 @@ def create_app(
             raise UsageError("stream must be stdout or stderr")
         job_id = validate_job_id(request.path_params["job_id"])
         lines = integer(request, "lines", 50, 1, 10_000)
+        view = ledger(request).job(job_id)
+        if not (view.in_all or view.record):
+            raise NotFound(f"job {job_id} is not in the ledger of tag {view_tag(request)!r}")
         if not logs:
             return {
                 "tag": request.path_params["tag"],
@@ -202,6 +214,9 @@ def create_app(
             "events": ledger(request).events_after(after, count),
         }
 
+    def api_unknown(request: Request) -> Any:
+        raise NotFound(f"Not Found: no API endpoint {request.url.path} (see docs/cli.md)")
+
     def json_endpoint(handler: Callable[[Request], Any]) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
             try:
@@ -242,6 +257,7 @@ def create_app(
         Route("/api/tags/{tag}/failures", json_endpoint(api_failures), methods=["GET", "HEAD"]),
         Route("/api/tags/{tag}/trend", json_endpoint(api_trend), methods=["GET", "HEAD"]),
         Route("/api/tags/{tag}/events", json_endpoint(api_events), methods=["GET", "HEAD"]),
+        Route("/api/{rest:path}", json_endpoint(api_unknown), methods=["GET", "HEAD"]),
     ]
     inner = Starlette(routes=routes)
     return _Guard(inner, token=token, cookie=cookie)
@@ -264,13 +280,18 @@ class _Guard:
             await _plain(send, 404, b"not found\n")
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        api = str(scope.get("path", "")).startswith("/api/")
         if scope["method"] not in ("GET", "HEAD"):
-            await _plain(send, 405, b"read-only: only GET and HEAD\n", {"allow": "GET, HEAD"})
+            await _plain(
+                send, 405, b"read-only: only GET and HEAD\n", {"allow": "GET, HEAD"}, api=api
+            )
             return
         cookie_to_set = None
         if self.token is None:
-            if not is_loopback(_host_name(headers.get("host", ""))):
-                await _plain(send, 403, b"forbidden: this dashboard answers to localhost only\n")
+            if not is_loopback(_host_name(headers.get("host", "")).lower()):
+                await _plain(
+                    send, 403, b"forbidden: this dashboard answers to localhost only\n", api=api
+                )
                 return
         else:
             given = _bearer(headers) or _cookie(headers, self.cookie) or ""
@@ -283,6 +304,7 @@ class _Guard:
                     401,
                     b"unauthorized: give the dashboard's token (?token=...)\n",
                     {"www-authenticate": "Bearer"},
+                    api=api,
                 )
                 return
 
@@ -320,9 +342,16 @@ def _query_token(scope: Scope) -> str | None:
     return values[0] if values else None
 
 
-async def _plain(send: Send, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
+async def _plain(
+    send: Send, status: int, body: bytes, extra: dict[str, str] | None = None, *, api: bool = False
+) -> None:
+    """A refusal: ``{"error": ...}`` for the API, plain text for a page."""
+    kind = b"text/plain; charset=utf-8"
+    if api:
+        body = json.dumps({"error": body.decode().strip()}).encode()
+        kind = b"application/json"
     headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-type", kind),
         (b"content-length", str(len(body)).encode()),
     ]
     headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]

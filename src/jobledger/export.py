@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from jobledger.ledger import Ledger
 from jobledger.states import State
 from jobledger.store import as_number, result_names_union, results_grid, results_of
 from jobledger.text import valid_text
+from jobledger.usage import usage_from_record
 
 __all__ = [
     "FORMATS",
@@ -227,13 +229,26 @@ def _job_rows(
         records = dict(ledger.records(batch))  # whole records: cheaper than 24 field names
         values = dict(itertools.islice(results, len(batch))) if results is not None else {}
         for job_id in batch:
-            record = records.get(job_id, {})
+            record = _with_efficiencies(records.get(job_id, {}))
             row: dict[str, str | None] = {"job_id": job_id, "state": where[job_id]}
             for column in JOB_COLUMNS[2:]:
                 row[column.name] = record.get(column.field or column.name)
             for column in result_columns or ():
                 row[column.name] = values.get(job_id, {}).get(column.field or column.name)
             yield row
+
+
+def _with_efficiencies(record: dict[str, str]) -> dict[str, str]:
+    """The record with CPU and memory efficiency computed from its usage fields when it
+    does not hold them (as ``usage`` and ``show`` compute them)."""
+    if "cpu_efficiency" in record and "mem_efficiency" in record:
+        return record
+    used = usage_from_record(record)
+    if used is None:
+        return record
+    derived = {"cpu_efficiency": used.cpu_efficiency, "mem_efficiency": used.mem_efficiency}
+    extra = {k: repr(round(v, 4)) for k, v in derived.items() if v is not None and k not in record}
+    return {**record, **extra} if extra else record
 
 
 def _long_rows(ledger: Ledger, where: dict[str, str]) -> Iterator[dict[str, str | None]]:
@@ -278,7 +293,7 @@ def write(table: Table, fmt: str, output: str | None) -> int:
         finally:
             out.flush()
             out.detach()  # standard output stays open for whoever prints next
-    with replaced_atomically(Path(output)) as partial:
+    with replaced_atomically(output) as partial:
         if fmt == "parquet":
             return _write_parquet(table, partial)
         with partial.open("w", encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -286,11 +301,27 @@ def write(table: Table, fmt: str, output: str | None) -> int:
 
 
 @contextmanager
-def replaced_atomically(target: Path) -> Iterator[Path]:
-    """A path to write ``target``'s new content to, renamed over ``target`` when the
-    block ends without an error (and removed when it fails): a failed export or plot
-    leaves an existing file as it was."""
-    target = target.resolve() if target.is_symlink() else target  # write through a link
+def replaced_atomically(name: str | Path) -> Iterator[Path]:
+    """A path to write ``target``'s new content to.  A regular file (or a new one) is
+    written beside it and renamed over it when the block ends without an error (removed
+    when it fails), so a failed export or plot leaves an existing file as it was.  A
+    device or a pipe (``/dev/null``, ``/dev/stdout``, a FIFO) is written in place: it is
+    never replaced by a file.  A directory, or a path whose directory does not exist,
+    is a UsageError before anything is written."""
+    text = str(name)  # as given: Path("sub/") would drop the slash that says "directory"
+    target = Path(text)
+    if not text or text.endswith("/") or target.name in ("", ".", ".."):
+        raise UsageError(f"{text!r} names a directory, not a file to write")
+    if target.exists():
+        mode = target.stat().st_mode  # of what a link points to
+        if stat.S_ISDIR(mode):
+            raise UsageError(f"{text} is a directory, not a file to write")
+        if not stat.S_ISREG(mode):
+            yield target  # a device or a pipe: written as it is
+            return
+        target = target.resolve()  # write through a link to the file it names
+    elif not target.parent.is_dir():
+        raise UsageError(f"cannot write {text}: directory {target.parent} does not exist")
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         yield partial
@@ -411,7 +442,7 @@ def to_dataframe(
     *,
     results: bool = True,
     long: bool = False,
-    states: Sequence[State | str] | None = None,
+    states: str | State | Sequence[State | str] | None = None,
     client: Any = None,
     settings: Any = None,
 ) -> Any:
@@ -434,9 +465,12 @@ def to_dataframe(
         raise UsageError("no tag: pass to_dataframe(tag=...) or set JOBLEDGER_TAG")
     from jobledger.states import parse_states
 
+    if long and not results:
+        raise UsageError("long is a layout of results: pass results=True too")
     wanted = None
-    if states is not None:  # "failed", "RUNNING", State.TIMEOUT: as the CLI's --state
-        text = ",".join(s.value if isinstance(s, State) else str(s) for s in states)
+    if states is not None:  # "failed", "RUNNING,TIMEOUT", [State.TIMEOUT]: as --state
+        items = [states] if isinstance(states, (str, State)) else list(states)
+        text = ",".join(s.value if isinstance(s, State) else str(s) for s in items)
         wanted = parse_states(text, allow_all=True)
     own = client is None
     if client is None:
@@ -472,17 +506,18 @@ def _frame(pd: Any, table: Table) -> Any:
             times = pd.to_datetime(values, utc=True, errors="coerce")
             if times.isna().sum() == values.isna().sum():  # else a value is not a time: kept
                 frame[column.name] = times
-        elif _all_of(values, int):
+        elif column.kind in ("int", "auto") and _all_of(values, int, empty=column.kind == "int"):
             frame[column.name] = values.astype("Int64")  # nullable: a missing code stays missing
-        elif _all_of(values, (int, float)):
+        elif _all_of(values, (int, float), empty=column.kind in ("int", "float")):
             frame[column.name] = values.astype("float64")
     return frame
 
 
-def _all_of(values: Any, kinds: Any) -> bool:
-    """Every value present is of ``kinds`` (and there is one)."""
+def _all_of(values: Any, kinds: Any, *, empty: bool = False) -> bool:
+    """Every value present is of ``kinds`` (``empty``: also when there is none, for a
+    column whose type does not depend on the data)."""
     present = values.dropna()
-    return bool(len(present)) and all(
+    return (empty or bool(len(present))) and all(
         isinstance(v, kinds) and not isinstance(v, bool) for v in present
     )
 

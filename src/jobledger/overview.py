@@ -31,10 +31,12 @@ class Overview:
     tracker: dict[str, str]
     events: list[dict[str, str]]
     top: list[TopEntry] = field(default_factory=list)
+    newest_event_id: str | None = None
 
     @property
     def last_event_id(self) -> str | None:
-        return self.events[-1]["id"] if self.events else None
+        """The ID of the tag's newest event (also when no events were asked for)."""
+        return self.newest_event_id
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,15 +69,13 @@ def overview(
         pipe.scard(layout.stalled_jobs(tag))
         pipe.srandmember(layout.stalled_jobs(tag), 1000)
         pipe.hgetall(layout.tracker_status(tag))
-        if events:
-            pipe.xrevrange(layout.events(tag), count=events)
+        pipe.xrevrange(layout.events(tag), count=max(events, 1))  # 1: the newest event's ID
         replies = pipe.execute()
-    if not events:
-        replies.append([])
     names = ["ALL", *(s.value for s in State)]
     counts = dict(zip(names, (int(r) for r in replies[: len(names)]), strict=True))
     stalled, stalled_some, tracker, newest = replies[len(names) :]
     entries = event_dicts(reversed(newest or []))
+    last_id = entries[-1]["id"] if entries else None
     ranked = top_results(ledger.client, tag, top, key=top_key, index=False) if top else []
     return Overview(
         tag=tag,
@@ -84,6 +84,7 @@ def overview(
         stalled=int(stalled),
         stalled_ids=sort_job_ids({str(j) for j in stalled_some or []})[:stalled_shown],
         tracker={str(k): str(v) for k, v in (tracker or {}).items()},
-        events=entries,
+        events=entries[-events:] if events else [],
         top=ranked,
+        newest_event_id=last_id,
     )

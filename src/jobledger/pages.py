@@ -119,9 +119,7 @@ class JobPages:
     """Pages of jobs, with the orders of the last few (tag, state, sort) kept and brought
     up to date from the tag's event stream (a move costs a few inserts, not a new sort)."""
 
-    def __init__(
-        self, *, ttl_s: float = 30.0, id_ttl_s: float = 300.0, kept: int = 16
-    ) -> None:
+    def __init__(self, *, ttl_s: float = 30.0, id_ttl_s: float = 300.0, kept: int = 16) -> None:
         # A full sort at least this often: it catches what no event announces (the
         # tracker records a start time or a requeue's attempts without one; a seed
         # script moves IDs).  Sorting by job ID depends on set membership only, which
@@ -147,7 +145,13 @@ class JobPages:
             raise UsageError(f"cannot sort by {sort!r} (choose from {', '.join(SORTS)})")
         if offset < 0 or not 1 <= limit <= 1000:
             raise UsageError("offset must be >= 0 and limit between 1 and 1000")
-        name = "ALL" if state.upper() == "ALL" else parse_states(state)[0].value
+        if state.upper() == "ALL":
+            name = "ALL"
+        else:
+            chosen_states = parse_states(state)
+            if len(chosen_states) > 1:
+                raise UsageError("a page shows one state at a time (or ALL)")
+            name = chosen_states[0].value
         order = self._order(ledger, name, sort)
         # Descending reverses only the jobs that have the value: the others stay last.
         chosen = [order.at(i, descending) for i in range(offset, min(offset + limit, order.total))]

@@ -29,6 +29,7 @@ __all__ = [
     "ensure_plotting",
     "is_pattern",
     "plot",
+    "plot_format",
     "sparkline",
     "summarize",
     "trend",
@@ -227,6 +228,17 @@ def ensure_plotting() -> Any:
     return plt
 
 
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def plot_format(path: str) -> str:
+    """The chart format a ``--plot`` file's suffix names; UsageError for another."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in PLOT_FORMATS:
+        raise UsageError(f"--plot writes .png, .svg or .pdf files, not {path!r}")
+    return suffix
+
+
 def plot(points: Sequence[TrendPoint], path: str, *, title: str) -> None:
     """A PNG line chart of the points (gaps break the line), with matplotlib."""
     plt = ensure_plotting()
@@ -253,7 +265,7 @@ def plot(points: Sequence[TrendPoint], path: str, *, title: str) -> None:
             )
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
-        with replaced_atomically(Path(path)) as partial:
-            fig.savefig(partial, format="png")
+        with replaced_atomically(path) as partial:
+            fig.savefig(partial, format=plot_format(path))
     finally:
         plt.close(fig)

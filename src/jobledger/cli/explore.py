@@ -75,7 +75,11 @@ def export(**kwargs: Any) -> None:
     help="How a job's keys matching a pattern KEY become one value (last: the key that "
     "sorts last, reward_10 after reward_9).",
 )
-@click.option("--plot", metavar="FILE.png", help="Also draw a PNG line chart (analysis extra).")
+@click.option(
+    "--plot",
+    metavar="FILE.png",
+    help="Also draw a line chart: .png, .svg or .pdf (analysis extra).",
+)
 @click.option(
     "-n",
     "count",
@@ -99,9 +103,10 @@ def trend(**kwargs: Any) -> None:
         kwargs, "key", "agg", "plot", "count", "show_all", "states"
     )
     if plot_path is not None:
-        from jobledger.trend import ensure_plotting
+        from jobledger.trend import ensure_plotting, plot_format
 
-        ensure_plotting()  # a missing extra fails before any work
+        plot_format(plot_path)  # a wrong suffix or a missing extra fails before any work
+        ensure_plotting()
     ledger = app.ledger()
     points = compute(ledger, key, agg=agg, states=_state_filter(states_text))
     if plot_path is not None:
@@ -157,7 +162,8 @@ def _print_trend(
         )
     shown = points if rows is None else points[-rows:]
     if len(shown) < len(points):
-        out.print(f"  the newest {len(shown)} jobs (--all for every one):", markup=False)
+        newest = "the newest job" if len(shown) == 1 else f"the newest {len(shown)} jobs"
+        out.print(f"  {newest} (--all for every one):", markup=False)
     id_width = max(len("job"), *(len(printable(p.job_id)) for p in shown))
     click.echo(f"  {'job':<{id_width}}  {'state':<19}  {'submitted':<25}  value")
     for p in shown:

@@ -149,7 +149,17 @@ def watch(**kwargs: Any) -> None:
     ledger = app.ledger()
 
     def take() -> Any:
-        return overview(ledger, events=event_count, top=5, top_key=top_key)
+        """The overview, or the text of why Redis cannot give it now (a view keeps
+        trying: a restarting server is shown, not fatal)."""
+        import redis
+
+        try:
+            return overview(ledger, events=event_count, top=5, top_key=top_key)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if once:
+                raise
+            why = " ".join(str(exc).split())
+            return f"Redis unreachable ({why}); retrying every {interval:g} s"
 
     with interruptible():
         if app.as_json or once or not sys.stdout.isatty():
@@ -159,10 +169,25 @@ def watch(**kwargs: Any) -> None:
 
 
 def _watch_lines(app: Any, ledger: Any, take: Any, interval: float, once: bool) -> None:
+    import redis
+
     seen: str | None = None
     while True:
         view = take()
-        fresh = ledger.events_after(seen) if seen else []
+        if isinstance(view, str):  # Redis away: say so, try again
+            click.echo(
+                printable(
+                    f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} "
+                    f"{ledger.tag}: {view}"
+                )
+            )
+            sys.stdout.flush()
+            time.sleep(interval)
+            continue
+        try:
+            fresh = ledger.events_after(seen) if seen else []
+        except redis.RedisError:  # gone again since: the next refresh says so
+            fresh = []
         if app.as_json:
             data = view.as_dict()
             if seen:
@@ -187,7 +212,13 @@ def _watch_screen(take: Any, interval: float) -> None:
 
     with Live(console=console(), screen=True, auto_refresh=False) as live:
         while True:
-            live.update(render_overview(take(), interval=interval), refresh=True)
+            view = take()
+            if isinstance(view, str):
+                from rich.text import Text
+
+                live.update(Text(printable(view), style="red"), refresh=True)
+            else:
+                live.update(render_overview(view, interval=interval), refresh=True)
             time.sleep(interval)
 
 
@@ -244,13 +275,14 @@ def dashboard(**kwargs: Any) -> None:
         raise UsageError(
             f"the dashboard needs the web extra: pip install 'jobledger[web]' ({exc})"
         ) from None
-    if token is not None:
+    given = token
+    token, shown = _dashboard_token(token, token_file, no_token, host, is_loopback(host))
+    if given is not None:
         click.echo(
             "jobledger: warning: --token is visible to other users in ps; prefer "
             "--token-file or JOBLEDGER_DASHBOARD_TOKEN",
             err=True,
         )
-    token, shown = _dashboard_token(token, token_file, no_token, host, is_loopback(host))
     _can_listen(host, port)  # a port in use is one clear line, not uvicorn's log
     client = _read_only_client(app)
     client.ping()  # an unreachable server is told now, not on the first page
@@ -260,8 +292,19 @@ def dashboard(**kwargs: Any) -> None:
         poll_ms=int(poll_s * 1000),
         cookie=f"jobledger_token_{port}",
         logs=not no_logs,
+        tag=app.settings.tag or None,  # the page opens on --tag / JOBLEDGER_TAG
     )
-    shown_host = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):  # every address: name the machine, which others can open
+        import socket
+
+        shown_host = socket.gethostname()
+        click.echo(
+            "jobledger: warning: the dashboard speaks plain HTTP to every network this "
+            "machine is on; an SSH tunnel to 127.0.0.1 keeps the token off the wire",
+            err=True,
+        )
+    else:
+        shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{port}/" + (f"?token={token}" if shown and token else "")
     config = uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
@@ -301,10 +344,21 @@ def _dashboard_token(
             raise UsageError(f"--no-token needs a loopback --host (127.0.0.1), not {host}")
         return None, False
     if token_file:
+        path = Path(token_file).expanduser()
         try:
-            given = Path(token_file).expanduser().read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+            given = path.read_text(encoding="utf-8").strip()
+            mode = path.stat().st_mode
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"cannot read --token-file {token_file}: {why}") from None
+        if not given:
+            raise UsageError(f"--token-file {token_file} is empty")
+        if mode & 0o077:
+            click.echo(
+                f"jobledger: warning: {token_file} holds the dashboard's token and is readable "
+                f"by others (mode {mode & 0o777:o}); chmod 600 it",
+                err=True,
+            )
     given = given or os.environ.get("JOBLEDGER_DASHBOARD_TOKEN") or None
     if given is None:
         return secrets.token_urlsafe(24), True

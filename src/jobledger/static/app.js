@@ -5,7 +5,7 @@
 const POLL_MS = Number(document.body.dataset.pollMs) || 1000;
 const STATES = ["ALL", "PENDING_AND_RUNNING", "COMPLETED", "FAILED", "TIMEOUT", "CANCELLED",
   "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "LOST"];
-const view = { tag: null, state: "ALL", sort: "job_id", desc: false, offset: 0, limit: 25,
+const view = { tag: document.body.dataset.tag || null, state: "ALL", sort: "job_id", desc: false, offset: 0, limit: 25,
   job: null, lastEvent: undefined, trendKey: "", trendAgg: "last" };
 const $ = (id) => document.getElementById(id);
 
