@@ -225,7 +225,13 @@ def _watch_screen(take: Any, interval: float) -> None:
 @click.command()
 @common
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to listen on.",
+)
 @click.option(
     "--token-file",
     type=click.Path(dir_okay=False),
