@@ -27,6 +27,7 @@ import httpx
 from bench_core import start_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from browser import headless_chromium
 from experiment import build
 from jobledger.ledger import Ledger, Transition
 from jobledger.states import State
@@ -74,25 +75,7 @@ def cli_run(env: dict[str, str], *args: str) -> tuple[float, float]:
 
 def live_latency(url: str, client: object, moves: list[str], runs: int) -> list[float]:
     """Seconds from a move in Redis to the changed count on the open page."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    browser = headless_chromium(1400, 1000)
     ledger = Ledger(client, TAG)  # type: ignore[arg-type]
     got = []
     try:

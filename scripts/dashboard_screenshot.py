@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import redis  # noqa: E402
 
+from browser import headless_chromium  # noqa: E402
 from experiment import build  # noqa: E402
 from jobledger.ledger import isoformat  # noqa: E402
 
@@ -68,9 +69,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "docs" / "dashboard.png"))
     args = parser.parse_args()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,21 +106,7 @@ def main() -> None:
                 text=True,
             )
             url = web.stderr.readline().split()[2]  # type: ignore[union-attr]
-            options = Options()
-            options.binary_location = "/usr/bin/chromium"
-            for flag in (
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--no-first-run",
-                "--disable-sync",
-                "--window-size=1280,1500",
-                "--hide-scrollbars",
-            ):
-                options.add_argument(flag)
-            browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+            browser = headless_chromium(1280, 1500)
             try:
                 browser.get(url)
                 time.sleep(1.5)

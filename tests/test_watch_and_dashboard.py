@@ -21,6 +21,7 @@ import httpx
 import pytest
 import redis
 
+import browser
 from conftest import CLI, free_port
 from experiment import build
 from jobledger.dashboard import create_app
@@ -372,32 +373,12 @@ def test_dashboard_command_prints_a_url_with_a_new_token_and_checks_its_options(
 
 
 def _browser() -> object:
-    chromium, driver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-    if not (chromium.exists() and driver.exists()):
+    if not browser.installed():
         why = "Debian's chromium and chromium-driver are not installed (./scripts/test.sh does)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI requires the browser test: {why}")
         pytest.skip(why)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(chromium)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1600",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(str(driver)), options=options)
+    return browser.headless_chromium(1400, 1600)
 
 
 @pytest.mark.parametrize("server", ["redis-server"], indirect=True)
@@ -410,10 +391,10 @@ def test_the_page_filters_opens_a_job_and_updates_live_in_chromium(
     build(jl_client, "exp", 60, results_per_job=3)
     port = free_port()
     proc = cli.start("dashboard", "--port", str(port), "--poll", "0.5")
-    browser = _browser()
+    chromium = _browser()
     try:
         url = _url(proc)
-        d = browser
+        d = chromium
         wait = WebDriverWait(d, 15)  # type: ignore[arg-type]
         d.get(url)  # type: ignore[attr-defined]
 
@@ -456,7 +437,7 @@ def test_the_page_filters_opens_a_job_and_updates_live_in_chromium(
         d.execute_script("window.scrollTo(0, 0)")  # type: ignore[attr-defined]
         d.save_screenshot(str(ARTIFACTS / "dashboard.png"))  # type: ignore[attr-defined]
     finally:
-        browser.quit()  # type: ignore[attr-defined]
+        chromium.quit()  # type: ignore[attr-defined]
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
 

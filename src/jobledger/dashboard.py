@@ -106,9 +106,6 @@ def create_app(
     def ledger(request: Request) -> Ledger:
         return Ledger(client, validate_tag(request.path_params["tag"]))
 
-    def view_tag(request: Request) -> str:
-        return str(request.path_params["tag"])
-
     def integer(request: Request, name: str, default: int, low: int, high: int) -> int:
         text = request.query_params.get(name)
         if text is None or text == "":
@@ -158,19 +155,7 @@ def create_app(
             raise UsageError("stream must be stdout or stderr")
         job_id = validate_job_id(request.path_params["job_id"])
         lines = integer(request, "lines", 50, 1, 10_000)
-        view = ledger(request).job(job_id)
-        if not (view.in_all or view.record):
-            raise NotFound(f"job {job_id} is not in the ledger of tag {view_tag(request)!r}")
-        if not logs:
-            return {
-                "tag": request.path_params["tag"],
-                "job_id": job_id,
-                "stream": stream,
-                "path": None,
-                "lines": None,
-                "unreadable": "log tails are off (--no-logs)",
-            }
-        return log_tail(ledger(request), job_id, stream, lines)
+        return log_tail(ledger(request), job_id, stream, lines, read=logs)
 
     def api_failures(request: Request) -> Any:
         from jobledger.failures import FAILURE_STATES, tag_failures

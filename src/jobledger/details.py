@@ -55,18 +55,23 @@ def job_details(ledger: Ledger, job_id: str) -> dict[str, Any]:
     }
 
 
-def log_tail(ledger: Ledger, job_id: str, stream: str, lines: int) -> dict[str, Any]:
+def log_tail(
+    ledger: Ledger, job_id: str, stream: str, lines: int, *, read: bool = True
+) -> dict[str, Any]:
     """The last ``lines`` lines of a job's stdout or stderr, if this machine can read the
-    file (``lines`` None and ``unreadable`` saying why when it cannot)."""
+    file (``lines`` None and ``unreadable`` saying why when it cannot; ``read`` False:
+    log tails are turned off); NotFound when the tag knows nothing of the job."""
     from jobledger.logs import job_logs, read_lines
 
     validate_job_id(job_id)
     view = ledger.job(job_id)
+    if not (view.in_all or view.record):
+        raise NotFound(f"job {job_id} is not in the ledger of tag {ledger.tag!r}")
     paths = job_logs(job_id, view.record)
-    path = paths.path(stream)
+    path = paths.path(stream) if read else None
     found = read_lines(path, lines) if path else None
-    why = None
-    if found is None:
+    why = None if read else "log tails are off (--no-logs)"
+    if found is None and read:
         pattern = paths.pattern(stream)
         why = (
             "no file recorded for this job"
