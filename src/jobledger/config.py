@@ -22,11 +22,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from jobledger.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-
 __all__ = ["EMBEDDED", "Settings", "mask_url", "resolve"]
 
 EMBEDDED = "embedded"
@@ -243,6 +238,11 @@ def _read_text(path: Path) -> str:
 
 
 def _load_toml(path: Path, warnings: list[str]) -> dict[str, str]:
+    # Imported here: a command in a directory without a config file never needs it.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
     try:
         data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 
 from jobledger.errors import UsageError
@@ -107,3 +108,12 @@ def sort_job_ids(job_ids: list[str] | set[str]) -> list[str]:
     if all(j.isascii() and j.isdigit() and (j[0] != "0" or j == "0") for j in job_ids):
         return sorted(job_ids, key=int)
     return sorted(job_ids, key=job_sort_key)
+
+
+def lowest_job_ids(job_ids: list[str] | set[str], n: int) -> list[str]:
+    """The ``n`` first of ``job_ids`` in :func:`sort_job_ids` order, without sorting all."""
+    if len(job_ids) <= n:
+        return sort_job_ids(job_ids)
+    if all(j.isascii() and j.isdigit() and (j[0] != "0" or j == "0") for j in job_ids):
+        return heapq.nsmallest(n, job_ids, key=int)
+    return heapq.nsmallest(n, job_ids, key=job_sort_key)

@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import redis
 
-from jobledger.ids import is_job_id, sort_job_ids, validate_job_id, validate_tag
+from jobledger.ids import is_job_id, lowest_job_ids, sort_job_ids, validate_job_id, validate_tag
 from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.states import State
 from jobledger.store import purge_results
+from jobledger.times import isoformat, utcnow
 
 __all__ = [
     "CleanupReport",
@@ -174,17 +175,6 @@ def event_dicts(entries: Iterable[Any]) -> list[dict[str, str]]:
         {"id": str(eid), **{str(k): str(v) for k, v in (data or {}).items()}}
         for eid, data in entries
     ]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def isoformat(moment: datetime) -> str:
-    """Timestamps are stored as ISO 8601 in UTC, readable with plain redis-cli."""
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def _flatten(fields: Mapping[str, Any]) -> list[str]:
@@ -387,9 +377,12 @@ class Ledger:
     def members(self, state: State) -> set[str]:
         return set(self.client.smembers(self.layout.state_set(self.tag, state)))  # type: ignore[arg-type]
 
-    def snapshot(self, names: Sequence[str] | None = None) -> dict[str, list[str]]:
+    def snapshot(
+        self, names: Sequence[str] | None = None, *, first: int | None = None
+    ) -> dict[str, list[str]]:
         """``ALL`` and every state set (or only the sets ``names``: ``ALL`` or state
-        values), each as a numerically sorted list of job IDs."""
+        values), each as a numerically sorted list of job IDs; with ``first``, only each
+        set's ``first`` lowest IDs (no full sort: ``status`` of 100,000 jobs shows 20)."""
         names = ["ALL", *(s.value for s in State)] if names is None else list(names)
         with self.client.pipeline(transaction=True) as pipe:
             for name in names:
@@ -398,7 +391,9 @@ class Ledger:
                 else:
                     pipe.smembers(self.layout.state_set(self.tag, State(name)))
             replies = pipe.execute()
-        return {n: sort_job_ids(set(r)) for n, r in zip(names, replies, strict=True)}
+        if first is not None:
+            return {n: lowest_job_ids(r, first) for n, r in zip(names, replies, strict=True)}
+        return {n: sort_job_ids(r) for n, r in zip(names, replies, strict=True)}
 
     def stalled(self) -> list[str]:
         members = self.client.smembers(self.layout.stalled_jobs(self.tag))

@@ -9,7 +9,6 @@ the scheduler did not measure stays None, and so does any efficiency that needs 
 from __future__ import annotations
 
 import re
-import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -160,6 +159,8 @@ def parse_cpu_time(text: str) -> float | None:
 
 def summarize(usages: Iterable[Usage]) -> dict[str, dict[str, float | None]]:
     """Median and max of elapsed, max RSS and both efficiencies over ``usages``."""
+    import statistics  # only the summaries need it; every command imports this module
+
     items = list(usages)
     out: dict[str, dict[str, float | None]] = {}
     for name in ("elapsed_s", "max_rss_bytes", "cpu_efficiency", "mem_efficiency"):

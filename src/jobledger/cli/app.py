@@ -191,10 +191,18 @@ def interruptible() -> Iterator[None]:
         click.echo("", err=True)
 
 
+class _NotRaised(Exception):
+    """Stands for redis-py's errors while redis-py is not imported (none can be raised)."""
+
+
+def _redis_error() -> type[Exception]:
+    """redis.RedisError once redis-py is loaded: ``--help`` and usage errors never load it."""
+    module = sys.modules.get("redis.exceptions")
+    return module.RedisError if module is not None else _NotRaised
+
+
 def run(group: click.Group, argv: Sequence[str] | None = None) -> None:
     """Run ``group``: one line per error, exit 2 for bad input, 1 for runtime failures."""
-    import redis
-
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("JOBLEDGER_DEBUG"))
     if threading.current_thread() is threading.main_thread():
@@ -228,7 +236,7 @@ def run(group: click.Group, argv: Sequence[str] | None = None) -> None:
         if debug:
             raise
         _fail(str(exc), exc.exit_code)
-    except redis.RedisError as exc:
+    except _redis_error() as exc:
         if debug:
             raise
         _fail(f"Redis error: {exc}", 1)

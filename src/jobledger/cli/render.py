@@ -163,39 +163,36 @@ def render_status(
     stalled: Sequence[str] = (),
     total: int | None = None,
     counts: dict[str, int] | None = None,
+    hidden: dict[str, int] | None = None,
 ) -> None:
     """Print the seed-style status: each set's name, count and (some) job IDs.
 
-    ``counts``: the jobs per set, when ``snapshot`` lists them folded (``123_[0-99]``)."""
-    out = console()
+    ``counts``: the jobs per set, when ``snapshot`` lists them folded (``123_[0-99]``)
+    or only in part; ``hidden``: per set, how many IDs its list leaves out."""
     counts = counts or {name: len(ids) for name, ids in snapshot.items()}
     total = counts["ALL"] if total is None else total
-    out.print(f"[bold]{tag}[/]: {total} jobs")
+    click.echo(click.style(printable(tag), bold=True) + f": {total} jobs")
     for name, ids in snapshot.items():
         if not ids and name not in SEED_SETS:
             continue
         shown = ids[:IDS_SHOWN]
-        more = len(ids) - len(shown)
+        more = len(ids) - len(shown) + (hidden or {}).get(name, 0)
         text = " ".join(map(printable, shown)) + (f" ... (+{more} more, use --ids)" if more else "")
-        # Job IDs are data (seed sets may hold anything): "[/]" must not be read as markup.
-        out.print(f"  {tag}_{name:<20} {counts[name]:>6}  {text}".rstrip(), markup=False)
+        click.echo(f"  {tag}_{name:<20} {counts[name]:>6}  {text}".rstrip())
     if stalled:
         names = " ".join(map(printable, stalled[:5])) + (" ..." if len(stalled) > 5 else "")
-        out.print(
-            f"  stalled: {len(stalled)} running job(s) stopped heartbeating: {names}",
-            markup=False,
-        )
+        click.echo(f"  stalled: {len(stalled)} running job(s) stopped heartbeating: {names}")
     if tracker:
         mode = tracker.get("mode", "ok")
         extra = f": {tracker.get('degraded_reason')}" if mode == "degraded" else ""
         line = f"tracker: last pass {tracker.get('last_pass_at')}, mode {mode}{extra}"
-        out.print(printable(line), markup=False)
+        click.echo(printable(line))
         if tracker.get("last_problem"):
             problem = (
                 f"tracker: last problem {tracker.get('last_problem_at')}: {tracker['last_problem']}"
                 f" (last pass: {tracker.get('problems', '0')} problem(s))"
             )
-            out.print(printable(problem), markup=False)
+            click.echo(printable(problem))
 
 
 def render_id_lists(

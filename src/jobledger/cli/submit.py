@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import click
 from jobledger.cli.app import common, parse, scheduler_name, scheduler_option, states_option
 from jobledger.cli.render import printable, render_status, render_top
 from jobledger.errors import JobledgerError, UsageError
-from jobledger.ledger import utcnow
+from jobledger.times import utcnow
 
 __all__ = ["demo", "launch", "resubmit"]
 
@@ -203,6 +202,8 @@ def resubmit(**kwargs: Any) -> None:
             raise UsageError(f"resubmitting {count} jobs needs confirmation: pass --yes")
         click.confirm(f"Resubmit {count} jobs of tag {ledger.tag!r}?", abort=True, err=True)
     # Claim the jobs first: two resubmits at once never both run the same job again.
+    import uuid
+
     claim = f"{uuid.uuid4().hex}|{isoformat(now)}"
     claimed = set(
         ledger.claim_resubmission([j for p in plans for j in p.old_ids], claim, again=again)

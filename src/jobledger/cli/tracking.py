@@ -14,8 +14,8 @@ from jobledger.cli.app import common, parse, scheduler_factory, scheduler_name, 
 from jobledger.cli.render import printable
 from jobledger.errors import NotFound, UsageError
 from jobledger.ids import job_sort_key, sort_job_ids
-from jobledger.ledger import utcnow
 from jobledger.states import State
+from jobledger.times import utcnow
 
 __all__ = ["adopt", "cancel", "track"]
 
