@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from conftest import Server
 from jobledger.errors import InvalidValue, UsageError
 from jobledger.store import Results, purge_results, top_results
 
@@ -158,3 +159,49 @@ def test_jobledger_results_stays_the_function_after_every_import() -> None:
         importlib.import_module(name)
     assert callable(jobledger.results)
     assert jobledger.results.__module__ == "jobledger"
+
+
+def test_the_two_command_packers_write_the_same_bytes() -> None:
+    """hiredis packs every command it can, redis-py's Python packer the rest: a command
+    must mean the same to the server whichever packed it."""
+    from redis._parsers import Encoder
+    from redis.connection import HiredisRespSerializer, PythonRespSerializer
+
+    python = PythonRespSerializer(6000, Encoder("utf-8", "surrogateescape", False).encode)
+    fast = HiredisRespSerializer()
+    for args in [
+        ("SET", "t-1:reward", 0.1),
+        ("ZADD", "z", 1e300, "m", -0.0, "n", 10**30, "o"),
+        ("SET", "é ü", b"\xff\x00raw", 7),
+        ("EVALSHA", "abc", 2, "k1", "k2", "", "x" * 10_000),
+    ]:
+        assert b"".join(fast.pack(*args)) == b"".join(python.pack(*args)), args
+
+
+def test_keys_with_bytes_that_are_not_utf8_are_read_and_sent_back(
+    res: Results, server: Server
+) -> None:
+    raw = redis.Redis.from_url(server.url)
+    raw.set(b"rlmol_exp-4238610:caf\xe9", b"1.5")  # a seed job writing Latin-1 names
+    assert res.keys() == ["caf\udce9"]  # surrogate-escaped, hiredis cannot encode it
+    assert res.items() == {"caf\udce9": "1.5"}  # the MGET went through the Python packer
+    raw.close()
+
+
+def test_one_update_writes_every_value_and_its_index_entries(
+    res: Results, client: redis.Redis
+) -> None:
+    values: dict[str, str | float] = {f"k{i}": i * 0.5 for i in range(1000)}
+    values["k7"] = "text"
+    res.update(values)
+    res.update({"k8": "now text", "k9": 99})
+    assert client.get("rlmol_exp-4238610:k7") == "text"
+    assert len(client.smembers("jobledger:rlmol_exp:index:4238610")) == 1000
+    job_rank = client.zrange("jobledger:rlmol_exp:numeric:4238610", 0, -1, withscores=True)
+    assert len(job_rank) == 998 and ("k9", 99.0) in job_rank
+    assert client.zscore("jobledger:rlmol_exp:numeric", "4238610:k999") == 499.5
+    assert client.zscore("jobledger:rlmol_exp:numeric", "4238610:k8") is None
+    assert client.sismember("jobledger:rlmol_exp:indexed", "4238610")
+    assert client.sismember("jobledger:tags", "rlmol_exp")
+    assert client.zscore("jobledger:rlmol_exp:heartbeats", "4238610") is not None
+    assert res.items()["k999"] == "499.5"

@@ -75,6 +75,38 @@ redis.call('SADD', KEYS[6], ARGV[6])
 return tostring(v)
 """
 
+# One call writes any number of results with their index entries, atomically.  KEYS:
+# the job's key index, the tag's indexed jobs, the job's and the tag's rankings, the tags
+# registry, the heartbeats (only when ARGV[3], the heartbeat time, is not empty), then one
+# results key per value; ARGV after the job ID, tag and heartbeat: per value its name,
+# value, number ('' when it does not read as one: Python decides, as for every other
+# index writer) and ranking member.  Redis checks every declared key against the user's
+# ACL before the script runs, so a refusal writes nothing, as MULTI's did.  One EVALSHA
+# instead of a MULTI of 5 commands per value: 162 against 210 µs per set(), 7 against 30
+# ms per update() of 1,000 values (docs/benchmarks.md).
+_WRITE_LUA = """
+local first = 6
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
+  first = 7
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[2])
+for i = 0, #KEYS - first do
+  local a = 4 + i * 4
+  redis.call('SADD', KEYS[1], ARGV[a])
+  if ARGV[a + 2] == '' then
+    redis.call('ZREM', KEYS[3], ARGV[a])
+    redis.call('ZREM', KEYS[4], ARGV[a + 3])
+  else
+    redis.call('ZADD', KEYS[3], ARGV[a + 2], ARGV[a])
+    redis.call('ZADD', KEYS[4], ARGV[a + 2], ARGV[a + 3])
+  end
+  redis.call('SET', KEYS[first + i], ARGV[a + 1])
+end
+return #KEYS - first + 1
+"""
+
 _SCAN_COUNT = 1000
 # Jobs that may still write results: never indexed by a keyspace walk, which would
 # hide what they write later.
@@ -123,8 +155,10 @@ def index_result(
     """Queue the index writes for one stored result: the job's key set and, when the value
     reads as a number, its place in the job's and the tag's rankings (else out of them).
 
-    The one place the index is written: the results API, ``top``'s indexing of seed
-    jobs and ``fsck --repair`` all call it (the Lua ``incr`` mirrors it server-side).
+    The one place the index is written from Python: ``top``'s indexing of seed jobs and
+    ``fsck --repair`` call it; the results API's two scripts (``_WRITE_LUA`` for
+    ``set``/``update``, ``_INCR_LUA``) mirror it server-side, with the number decided
+    here (:func:`as_number`) for the write script.
     """
     number = as_number(value)
     member = layout.tag_numeric_member(job_id, key)
@@ -157,6 +191,7 @@ class Results:
         self.tag = validate_tag(tag)
         self.job_id = validate_job_id(job_id)
         self._incr = client.register_script(_INCR_LUA)
+        self._write_script = client.register_script(_WRITE_LUA)
         self._beat_stop: threading.Event | None = None
         self._beats = True  # False once Redis refused a heartbeat (an ACL without it)
 
@@ -168,39 +203,50 @@ class Results:
     def _key(self, key: str) -> str:
         return self.layout.result_key(self.tag, self.job_id, validate_result_key(key))
 
-    def _write(self, pipe: redis.client.Pipeline, key: str, value: object) -> None:
-        stored = _encode(key, value)
-        pipe.set(self._key(key), stored)
-        index_result(pipe, self.tag, self.job_id, key, stored, layout=self.layout)
-
     def update(self, values: Mapping[str, Value]) -> None:
         """Store several results in one atomic round trip (which is also a heartbeat)."""
         if not values:
             return
-        try:
-            self._update(values, beat=self._beats)
-        except redis.ResponseError as exc:
-            if not (self._beats and _denied(exc, self.layout.heartbeats(self.tag))):
-                raise
-            # A job user made with the ACL of jobledger < 0.3 may not write the heartbeat
-            # index: the MULTI was refused whole (nothing written); write without it.
-            log.warning(
-                "job %s may not write %s: results are written without heartbeats",
-                self.job_id,
-                self.layout.heartbeats(self.tag),
-            )
-            self._beats = False
-            self._update(values, beat=False)
-
-    def _update(self, values: Mapping[str, Value], *, beat: bool) -> None:
-        with self.client.pipeline(transaction=True) as pipe:
-            for key, value in values.items():
-                self._write(pipe, key, value)
-            pipe.sadd(self.layout.indexed_jobs(self.tag), self.job_id)
-            pipe.sadd(self.layout.tags_registry(), self.tag)
-            if beat:
-                pipe.zadd(self.layout.heartbeats(self.tag), {self.job_id: time.time()})
-            pipe.execute()
+        layout, t, j = self.layout, self.tag, self.job_id
+        keys = [
+            layout.result_index(t, j),
+            layout.indexed_jobs(t),
+            layout.job_numeric(t, j),
+            layout.tag_numeric(t),
+            layout.tags_registry(),
+        ]
+        written: list[str] = []
+        args: list[str | bytes] = []
+        for key, value in values.items():
+            stored = _encode(key, value)
+            number = as_number(stored)
+            written.append(self._key(key))
+            args += [
+                key,
+                stored,
+                "" if number is None else repr(number),
+                layout.tag_numeric_member(j, key),
+            ]
+        if self._beats:
+            try:
+                beat = [layout.heartbeats(t)]
+                self._write_script(
+                    keys=keys + beat + written, args=[j, t, repr(time.time()), *args]
+                )
+                return
+            except redis.exceptions.NoPermissionError:
+                # A job user made with the ACL of jobledger < 0.3 may not write the
+                # heartbeat index: the script was refused whole (nothing written).  If the
+                # same write without it goes through, that was the reason.
+                self._write_script(keys=keys + written, args=[j, t, "", *args])
+                log.warning(
+                    "job %s may not write %s: results are written without heartbeats",
+                    j,
+                    layout.heartbeats(t),
+                )
+                self._beats = False
+                return
+        self._write_script(keys=keys + written, args=[j, t, "", *args])
 
     def set(self, key: str, value: Value) -> None:
         """Store one result as ``SET <tag>-<jobid>:<key> <value>``."""
@@ -342,8 +388,13 @@ class Results:
 
     def keys(self) -> list[str]:
         """This job's result key names (without prefix), sorted."""
-        if self.is_indexed():
-            return sorted(self.client.smembers(self.layout.result_index(self.tag, self.job_id)))  # type: ignore[arg-type]
+        # One round trip: whether the job is indexed, and its index (empty when not).
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.sismember(self.layout.indexed_jobs(self.tag), self.job_id)
+            pipe.smembers(self.layout.result_index(self.tag, self.job_id))
+            indexed, names = pipe.execute()
+        if indexed:
+            return sorted(names)
         pattern = self.layout.result_pattern(self.tag, self.job_id)
         found = self.client.scan_iter(match=pattern, count=_SCAN_COUNT)
         return sorted(self.layout.parse_result_key(self.tag, str(k))[1] for k in found)
