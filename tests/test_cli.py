@@ -11,6 +11,8 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -740,3 +742,37 @@ def test_non_utf8_names_written_by_a_bash_job_print_escaped(cli: CLI, server: Se
 
 def _sbatch_reason() -> str:
     return "sbatch is on PATH" if default_name() == "slurm" else "no sbatch on PATH"
+
+
+def test_the_help_index_names_every_command_and_help_loads_no_command_module() -> None:
+    import importlib
+
+    import click
+
+    from jobledger.cli import COMMANDS
+
+    indexed = {(module, attr): name for rows in COMMANDS.values() for name, module, attr, _ in rows}
+    defined = set()
+    for module in {m for m, _ in indexed}:
+        for attr, obj in vars(importlib.import_module(f"jobledger.cli.{module}")).items():
+            if (
+                isinstance(obj, click.Command)
+                and obj.callback
+                and obj.callback.__module__ == (f"jobledger.cli.{module}")
+            ):
+                defined.add((module, attr))
+    server_children = {("maintenance", a) for a in ("server_start", "server_stop", "server_status")}
+    assert defined - server_children == set(indexed)
+    for (module, attr), name in indexed.items():
+        command = getattr(importlib.import_module(f"jobledger.cli.{module}"), attr)
+        assert command.name == name
+    probe = (
+        "import sys\nfrom jobledger.cli import main\ntry:\n    main(['--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis'"
+        " or m.startswith('jobledger.cli.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "['jobledger.cli.app', 'jobledger.cli.render']"
