@@ -412,6 +412,27 @@ def test_adopt_finds_a_held_job_that_never_became_eligible(jl: CLI) -> None:
     assert_only_in(done.status, job_id, "CANCELLED")
 
 
+def test_a_job_that_begins_later_is_pending_not_lost(jl: CLI) -> None:
+    """sacct does not list a job whose --begin is in the future: squeue does, so the
+    tracker never takes it for unknown (and files it LOST once the grace has passed)."""
+    tag = unique_tag("begin")
+    script = write_script(jl.cwd, "later.sh", "true")
+    [job_id] = launch(jl, tag, script, extra=("--begin=now+3600",))
+    try:
+        for _ in range(2):  # the second pass would file it LOST if the first had missed it
+            tracked = jl("track", "--once", "--tag", tag, "--scheduler", "slurm",
+                         "--lost-grace", "0", "--json")  # fmt: skip
+            assert tracked.code == 0, tracked.err
+        assert_only_in(status(jl, tag), job_id, "PENDING_AND_RUNNING")
+        record = show(jl, tag, job_id)["record"]
+        assert record.get("raw_state") == "PENDING", sacct_report(tag, [job_id])
+        assert not record.get("missing_since")
+    finally:
+        subprocess.run(["scancel", job_id], capture_output=True, check=False)
+    done = track_until(jl, tag, filed(job_id, "CANCELLED"), 120, what="CANCELLED")
+    assert_only_in(done.status, job_id, "CANCELLED")
+
+
 def test_sbatch_failure_is_one_error_line_and_records_nothing(jl: CLI) -> None:
     tag = unique_tag("nopart")
     script = write_script(jl.cwd, "ok.sh", "exit 0")

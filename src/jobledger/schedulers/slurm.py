@@ -199,11 +199,30 @@ class SlurmScheduler:
                 part, bad, degraded = self._accounted(selection, selection, degraded)
                 rows.update(part)
                 problems += bad
+            if degraded is None:
+                rows.update(self._not_yet_accounted(wanted - rows.keys(), where))
             rows = {j: info for j, info in rows.items() if j in wanted}
             if degraded is None:
                 rows = self._with_usage(rows, where)
             found.update(rows)
         return QueryResult(found, degraded, tuple(problems))
+
+    def _not_yet_accounted(self, missing: set[str], where: list[str]) -> dict[str, JobInfo]:
+        """What squeue says of jobs sacct does not list: one call per chunk, only when
+        some are missing.  sacct leaves out a job that is not yet eligible (``--begin``
+        in the future) and, for a few seconds, a just-submitted array; without this,
+        the tracker took such a job for unknown and filed it LOST after the grace."""
+        bases = sorted({_base_id(j) for j in missing}, key=job_sort_key)
+        found: dict[str, JobInfo] = {}
+        for start in range(0, len(bases), self.chunk_size):
+            chunk = ",".join(bases[start : start + self.chunk_size])
+            try:
+                rows, _ = self._squeue([*where, "-j", chunk])
+            except SchedulerError as exc:  # the jobs stay missing, as they were
+                log.warning("squeue for jobs sacct does not list failed: %s", exc)
+                continue
+            found.update(rows)
+        return found
 
     def _with_usage(self, found: dict[str, JobInfo], where: list[str]) -> dict[str, JobInfo]:
         """Ended jobs get what accounting measured: one more sacct (with steps) per chunk."""
