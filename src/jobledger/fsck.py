@@ -199,21 +199,25 @@ def _index_problems(
     """Jobs whose index names missing keys, and jobs whose rankings disagree with values."""
     stale: set[str] = set()
     numeric: set[str] = set()
-    for chunk in _chunks(indexed, 100):
+    for chunk in _chunks(indexed, 200):
+        # Two round trips per 200 jobs: their indexes and rankings, then their values.
         with client.pipeline(transaction=False) as pipe:
             for job_id in chunk:
                 pipe.smembers(layout.result_index(tag, job_id))
                 pipe.zrange(layout.job_numeric(tag, job_id), 0, -1, withscores=True)
             replies = pipe.execute()
-        for job_id, names, ranked in zip(chunk, replies[::2], replies[1::2], strict=True):
-            names = sorted(str(n) for n in names)
-            values = (
-                client.mget([layout.result_key(tag, job_id, n) for n in names]) if names else []
-            )
-            current = dict(zip(names, values, strict=True))
+        names_of = [sorted(str(n) for n in names) for names in replies[::2]]
+        with client.pipeline(transaction=False) as pipe:
+            for job_id, names in zip(chunk, names_of, strict=True):
+                if names:
+                    pipe.mget([layout.result_key(tag, job_id, n) for n in names])
+            values_of = iter(pipe.execute())
+        for job_id, names, ranked in zip(chunk, names_of, replies[1::2], strict=True):
+            values = next(values_of) if names else []
             if any(v is None for v in values):
                 stale.add(job_id)
-            expected = {n: as_number(v) for n, v in current.items() if as_number(v) is not None}
+            numbers = ((n, as_number(v)) for n, v in zip(names, values, strict=True))
+            expected = {n: x for n, x in numbers if x is not None}
             if {str(k): float(s) for k, s in ranked} != expected:
                 numeric.add(job_id)
     return stale, numeric
