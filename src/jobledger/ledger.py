@@ -18,7 +18,13 @@ from typing import Any
 
 import redis
 
-from jobledger.ids import is_job_id, lowest_job_ids, sort_job_ids, validate_job_id, validate_tag
+from jobledger.ids import (
+    highest_job_id,
+    lowest_job_ids,
+    sort_job_ids,
+    validate_job_id,
+    validate_tag,
+)
 from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.states import State
 from jobledger.store import purge_results
@@ -495,9 +501,7 @@ class Ledger:
 
     def last_job(self) -> str | None:
         """The most recent job of the tag: the highest job ID in ``_ALL``."""
-        members = self.client.smembers(self.layout.all_set(self.tag))
-        ids = [str(i) for i in members if is_job_id(str(i))]
-        return sort_job_ids(ids)[-1] if ids else None
+        return highest_job_id(self.client.smembers(self.layout.all_set(self.tag)))  # type: ignore[arg-type]
 
     def events(self, count: int | None = None) -> list[dict[str, str]]:
         """The newest ``count`` events of the tag (all when None), oldest first."""

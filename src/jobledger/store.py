@@ -192,6 +192,16 @@ class Results:
         self.job_id = validate_job_id(job_id)
         self._incr = client.register_script(_INCR_LUA)
         self._write_script = client.register_script(_WRITE_LUA)
+        t, j = self.tag, self.job_id
+        # Built once: set() in a loop is the hot path of job code.
+        self._fixed_keys = [
+            layout.result_index(t, j),
+            layout.indexed_jobs(t),
+            layout.job_numeric(t, j),
+            layout.tag_numeric(t),
+            layout.tags_registry(),
+        ]
+        self._beat_key = [layout.heartbeats(t)]
         self._beat_stop: threading.Event | None = None
         self._beats = True  # False once Redis refused a heartbeat (an ACL without it)
 
@@ -208,13 +218,7 @@ class Results:
         if not values:
             return
         layout, t, j = self.layout, self.tag, self.job_id
-        keys = [
-            layout.result_index(t, j),
-            layout.indexed_jobs(t),
-            layout.job_numeric(t, j),
-            layout.tag_numeric(t),
-            layout.tags_registry(),
-        ]
+        keys = self._fixed_keys
         written: list[str] = []
         args: list[str | bytes] = []
         for key, value in values.items():
@@ -229,9 +233,8 @@ class Results:
             ]
         if self._beats:
             try:
-                beat = [layout.heartbeats(t)]
                 self._write_script(
-                    keys=keys + beat + written, args=[j, t, repr(time.time()), *args]
+                    keys=keys + self._beat_key + written, args=[j, t, repr(time.time()), *args]
                 )
                 return
             except redis.exceptions.NoPermissionError:
