@@ -232,3 +232,34 @@ def test_two_trackers_whose_passes_outlast_the_lease_still_file_every_job(
             break
     assert jl_client.scard("long_COMPLETED") == len(ids), reports
     assert reports[0].active and len(reports[0].moved) == len(ids)  # the first pass did it all
+
+
+class RecordingSacct(LiteralSacct):
+    """LiteralSacct that remembers which jobs each query asked about."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.asked: list[list[str]] = []
+
+    def query(self, jobs: Records) -> QueryResult:
+        self.asked.append(sorted(jobs))
+        return super().query(jobs)
+
+
+def test_the_tasks_of_one_array_are_asked_in_one_query(
+    jl_client: redis.Redis, tmp_path: Path
+) -> None:
+    """A chunk counts jobs or arrays, never splits an array: SLURM answers one row for a
+    pending array, so splitting it repeated the same sacct call for every part."""
+    ledger = Ledger(jl_client, "a")
+    tasks = [f"700_{i}" for i in range(5)]
+    for job_id in (*tasks, "101", "103"):
+        ledger.record_submission(job_id, now=NOW, fields={"scheduler": "slurm"})
+    sacct = RecordingSacct(SACCT.replace("102|102", "x|x") + "700|700_[0-4]|t|PENDING|0:0|None"
+                           "|Unknown|Unknown|None\n")  # fmt: skip
+    [report] = tracker(jl_client, ["a"], tmp_path, sacct, query_chunk=2).run_pass(now=NOW)
+    # Two chunks of at most 2 jobs or arrays (7 jobs by task would have been 4 queries),
+    # and the array's 5 tasks all in one of them.
+    assert len(sacct.asked) == 2 and any(set(tasks) <= set(a) for a in sacct.asked)
+    assert sorted(report.moved) == [("101", P.value, "COMPLETED"), ("103", P.value, "FAILED")]
+    assert ledger.job("700_3").record["raw_state"] == "PENDING"

@@ -8,6 +8,7 @@ import re
 from jobledger.errors import UsageError
 
 __all__ = [
+    "base_job_id",
     "is_job_id",
     "is_tag",
     "job_sort_key",
@@ -90,6 +91,11 @@ def validate_result_key(key: str) -> str:
     if not key.isprintable():
         raise UsageError(f"key {key!r} contains control characters (newline, NUL, ...)")
     return key
+
+
+def base_job_id(job_id: str) -> str:
+    """The job an array task (``123_4``) or a hetjob component (``123+0``) belongs to."""
+    return job_id.split("_")[0].split("+")[0]
 
 
 def job_sort_key(job_id: str) -> tuple[int, int, int, str]:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from jobledger.errors import SchedulerError
-from jobledger.ids import job_sort_key
+from jobledger.ids import base_job_id, job_sort_key
 from jobledger.logs import escape, find_options, output_options, sbatch_directives
 from jobledger.schedulers.base import JobInfo, QueryResult, Records, Submission, SubmitRequest
 from jobledger.schedulers.slurm_parsers import (
@@ -67,10 +67,6 @@ def with_prefix_export(script_text: str) -> str:
     if head and not head.endswith("\n"):
         head += "\n"
     return head + PREFIX_EXPORT + "\n" + "".join(lines[cut:])
-
-
-def _base_id(job_id: str) -> str:
-    return job_id.split("_")[0].split("+")[0]
 
 
 class SlurmScheduler:
@@ -191,7 +187,7 @@ class SlurmScheduler:
         degraded: str | None = None
         for cluster, wanted in sorted(by_cluster.items()):
             where = ["-M", cluster] if cluster else []
-            bases = sorted({_base_id(j) for j in wanted}, key=job_sort_key)
+            bases = sorted({base_job_id(j) for j in wanted}, key=job_sort_key)
             rows: dict[str, JobInfo] = {}
             for start in range(0, len(bases), self.chunk_size):
                 chunk = ",".join(bases[start : start + self.chunk_size])
@@ -212,7 +208,7 @@ class SlurmScheduler:
         some are missing.  sacct leaves out a job that is not yet eligible (``--begin``
         in the future) and, for a few seconds, a just-submitted array; without this,
         the tracker took such a job for unknown and filed it LOST after the grace."""
-        bases = sorted({_base_id(j) for j in missing}, key=job_sort_key)
+        bases = sorted({base_job_id(j) for j in missing}, key=job_sort_key)
         found: dict[str, JobInfo] = {}
         for start in range(0, len(bases), self.chunk_size):
             chunk = ",".join(bases[start : start + self.chunk_size])
@@ -227,7 +223,7 @@ class SlurmScheduler:
     def _with_usage(self, found: dict[str, JobInfo], where: list[str]) -> dict[str, JobInfo]:
         """Ended jobs get what accounting measured: one more sacct (with steps) per chunk."""
         ended = sorted(
-            {_base_id(j) for j, i in found.items() if i.state.is_terminal}, key=job_sort_key
+            {base_job_id(j) for j, i in found.items() if i.state.is_terminal}, key=job_sort_key
         )
         for start in range(0, len(ended), self.chunk_size):
             chunk = ",".join(ended[start : start + self.chunk_size])
