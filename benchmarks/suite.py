@@ -245,7 +245,6 @@ def section_writes(run: Run) -> None:
     n, m = run.sizes.set_calls, run.sizes.update_values
     run.client.flushall()
     ours = Results(run.client, "bench", "1")
-    run.client.config_resetstat()
     got = interleaved(
         {
             "raw": lambda: [run.raw.set(f"raw-1:k{i}", i * 0.5) for i in range(n)],
@@ -261,7 +260,13 @@ def section_writes(run: Run) -> None:
             comparison=got["raw"],
             comparison_what="raw redis-py SET loop",
             target=share(0.9, "raw"),
-            extra=_server_us(run.client, "evalsha", "set"),
+            extra=_server_us(
+                run.client,
+                {
+                    "set": lambda: [run.raw.set(f"raw-1:k{i}", i) for i in range(100)],
+                    "evalsha": lambda: [ours.set(f"k{i}", i) for i in range(100)],
+                },
+            ),
         )
     )
 
@@ -289,14 +294,17 @@ def section_writes(run: Run) -> None:
     )
 
 
-def _server_us(client: redis.Redis, *commands: str) -> dict[str, float]:
-    """Microseconds per call the server spent in each command (INFO commandstats)."""
-    stats = client.info("commandstats")
-    return {
-        f"server_us_per_{name}": float(stats[f"cmdstat_{name}"]["usec_per_call"])
-        for name in commands
-        if f"cmdstat_{name}" in stats
-    }
+def _server_us(client: redis.Redis, runs: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Microseconds the server spent per call of each command (INFO commandstats), each
+    measured on its own: the statistics are reset before each run."""
+    out = {}
+    for name, func in runs.items():
+        client.config_resetstat()
+        func()
+        stats = client.info("commandstats").get(f"cmdstat_{name}")
+        if stats:
+            out[f"server_us_per_{name}"] = float(stats["usec_per_call"])
+    return out
 
 
 def _memory_by_kind(client: redis.Redis) -> dict[str, int]:
@@ -455,7 +463,8 @@ def section_top(run: Run, tag: str, jobs: int, row: str) -> None:
     # the CLI's top also checks the tag for ended jobs without an index (one SDIFF).
     ours = median_time(lambda: top_results(run.client, tag, 10, index=False), run.sizes.repeat)
     checked = median_time(lambda: top_results(run.client, tag, 10), run.sizes.repeat)
-    scan = clock(lambda: _scan_mget_top(run.raw, tag, 10))
+    rounds = 3 if run.sizes.cli_repeat else 1
+    scan = median_time(lambda: _scan_mget_top(run.raw, tag, 10), rounds, warmup=0)
     run.add(
         Figure(
             row,

@@ -383,12 +383,27 @@ class Ledger:
     def members(self, state: State) -> set[str]:
         return set(self.client.smembers(self.layout.state_set(self.tag, state)))  # type: ignore[arg-type]
 
-    def snapshot(
-        self, names: Sequence[str] | None = None, *, first: int | None = None
-    ) -> dict[str, list[str]]:
+    def snapshot(self, names: Sequence[str] | None = None) -> dict[str, list[str]]:
         """``ALL`` and every state set (or only the sets ``names``: ``ALL`` or state
-        values), each as a numerically sorted list of job IDs; with ``first``, only each
-        set's ``first`` lowest IDs (no full sort: ``status`` of 100,000 jobs shows 20)."""
+        values), each as a numerically sorted list of job IDs."""
+        names, replies = self._members(names)
+        return {n: sort_job_ids(r) for n, r in zip(names, replies, strict=True)}
+
+    def first_ids(
+        self, names: Sequence[str] | None = None, first: int = 20
+    ) -> tuple[dict[str, list[str]], dict[str, int]]:
+        """Each set's ``first`` lowest job IDs (as :meth:`snapshot` orders them, without
+        sorting them all: ``status`` of 100,000 jobs shows 20), and the number of jobs in
+        each set and in ``ALL``, read in the same transaction as the IDs."""
+        names, replies = self._members(names, with_total=True)
+        sets, total = replies[:-1], int(replies[-1])
+        counts = {n: len(r) for n, r in zip(names, sets, strict=True)}
+        counts.setdefault("ALL", total)
+        return {n: lowest_job_ids(r, first) for n, r in zip(names, sets, strict=True)}, counts
+
+    def _members(
+        self, names: Sequence[str] | None, *, with_total: bool = False
+    ) -> tuple[list[str], list[Any]]:
         names = ["ALL", *(s.value for s in State)] if names is None else list(names)
         with self.client.pipeline(transaction=True) as pipe:
             for name in names:
@@ -396,10 +411,10 @@ class Ledger:
                     pipe.smembers(self.layout.all_set(self.tag))
                 else:
                     pipe.smembers(self.layout.state_set(self.tag, State(name)))
+            if with_total:
+                pipe.scard(self.layout.all_set(self.tag))
             replies = pipe.execute()
-        if first is not None:
-            return {n: lowest_job_ids(r, first) for n, r in zip(names, replies, strict=True)}
-        return {n: sort_job_ids(r) for n, r in zip(names, replies, strict=True)}
+        return names, replies
 
     def stalled(self) -> list[str]:
         members = self.client.smembers(self.layout.stalled_jobs(self.tag))

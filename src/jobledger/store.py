@@ -81,14 +81,25 @@ return tostring(v)
 # results key per value; ARGV after the job ID, tag and heartbeat: per value its name,
 # value, number ('' when it does not read as one: Python decides, as for every other
 # index writer) and ranking member.  Redis checks every declared key against the user's
-# ACL before the script runs, so a refusal writes nothing, as MULTI's did.  One EVALSHA
+# ACL before the script runs; the commands, which it checks only as they are called, are
+# asked first (redis.acl_check_cmd, Redis >= 7.0), so an ACL refusal writes nothing, as
+# MULTI's did when it refused a command at queue time.  One EVALSHA
 # instead of a MULTI of 5 commands per value: 162 against 210 µs per set(), 7 against 30
 # ms per update() of 1,000 values (docs/benchmarks.md).
 _WRITE_LUA = """
 local first = 6
+if ARGV[3] ~= '' then first = 7 end
+if redis.acl_check_cmd then
+  local text = false
+  for a = 6, #ARGV, 4 do if ARGV[a] == '' then text = true end end
+  if not (redis.acl_check_cmd('sadd', KEYS[1], 'x') and redis.acl_check_cmd('zadd', KEYS[3], 0, 'x')
+          and redis.acl_check_cmd('set', KEYS[first], 'x')
+          and (not text or redis.acl_check_cmd('zrem', KEYS[3], 'x'))) then
+    return redis.error_reply('NOPERM this user may not run every command of a results write')
+  end
+end
 if ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
-  first = 7
 end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[2])

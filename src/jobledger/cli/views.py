@@ -51,18 +51,19 @@ def status(**kwargs: Any) -> None:
     ledger = app.ledger()
     # The default view shows IDS_SHOWN IDs of each set: no need to sort 100,000 of them.
     every_id = app.as_json or all_ids or compact
-    snapshot = ledger.snapshot(names, first=None if every_id else IDS_SHOWN)
-    tracker = ledger.tracker_status()
-    stalled = ledger.stalled() if states is None or State.PENDING_AND_RUNNING in states else []
-    shown = {k: compact_ids(v) for k, v in snapshot.items()} if compact else snapshot
+    hidden = None
     if every_id:
+        snapshot = ledger.snapshot(names)
         counts = {k: len(v) for k, v in snapshot.items()}
         total = counts["ALL"] if "ALL" in counts else ledger.counts()["ALL"]
     else:
-        all_counts = ledger.counts()
-        counts = {k: all_counts[k] for k in snapshot}
-        total = all_counts["ALL"]
-    hidden = {k: counts[k] - len(v) for k, v in snapshot.items()} if not every_id else None
+        snapshot, with_total = ledger.first_ids(names, IDS_SHOWN)
+        counts = {k: with_total[k] for k in snapshot}
+        total = with_total["ALL"]
+        hidden = {k: counts[k] - len(v) for k, v in snapshot.items()}
+    tracker = ledger.tracker_status()
+    stalled = ledger.stalled() if states is None or State.PENDING_AND_RUNNING in states else []
+    shown = {k: compact_ids(v) for k, v in snapshot.items()} if compact else snapshot
 
     def human() -> None:
         if names is not None and all_ids:

@@ -196,7 +196,10 @@ class SlurmScheduler:
                 rows.update(part)
                 problems += bad
             if degraded is None:
-                rows.update(self._not_yet_accounted(wanted - rows.keys(), where))
+                # squeue answers for every task of an array: keep what sacct told of the
+                # others (exit codes, which squeue does not print).
+                extra = self._not_yet_accounted(wanted - rows.keys(), where)
+                rows.update({j: info for j, info in extra.items() if j not in rows})
             rows = {j: info for j, info in rows.items() if j in wanted}
             if degraded is None:
                 rows = self._with_usage(rows, where)
