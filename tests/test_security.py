@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -491,6 +491,14 @@ def acl_server(start_redis: StartServer) -> Srv:
     return srv
 
 
+def reset_job_user(admin: redis.Redis, keys: Sequence[str], commands: Sequence[str]) -> None:
+    """Make ``job_t`` (password job-pw) anew with exactly these key patterns and commands."""
+    admin.execute_command(
+        "ACL", "SETUSER", "job_t", "reset", "on", ">job-pw", *keys, "resetchannels",
+        "-@all", *commands,
+    )  # fmt: skip
+
+
 def job_workload(settings: Settings) -> list[object]:
     """Everything a job does with its results: set/update/incr/get/keys/items/top/delete."""
     fresh = jobledger.results(job_id="9", tag="t", settings=settings)
@@ -580,10 +588,7 @@ def test_each_command_of_the_job_acl_is_needed(start_redis: StartServer) -> None
         admin.script_flush()
         admin.sadd("t_ALL", "7", "9")
         rest = [c for c in JOB_COMMANDS if c != command]
-        admin.execute_command(
-            "ACL", "SETUSER", "job_t", "reset", "on", ">job-pw", *JOB_KEYS, "resetchannels",
-            "-@all", *rest,
-        )  # fmt: skip
+        reset_job_user(admin, JOB_KEYS, rest)
         admin.acl_log_reset()
         try:
             job_workload(job)
@@ -601,10 +606,7 @@ def test_a_job_user_with_the_acl_of_before_heartbeats_still_writes_its_results(
     srv = acl_server(start_redis)
     admin = srv.admin()
     old_keys = [k for k in JOB_KEYS if "heartbeats" not in k]  # the ACL jobledger 0.2 documented
-    admin.execute_command(
-        "ACL", "SETUSER", "job_t", "reset", "on", ">job-pw", *old_keys, "resetchannels",
-        "-@all", *JOB_COMMANDS,
-    )  # fmt: skip
+    reset_job_user(admin, old_keys, JOB_COMMANDS)
     job = Settings.from_url(f"redis://job_t:job-pw@127.0.0.1:{srv.port}/0")
     res = jobledger.results(job_id="7", tag="t", settings=job)
     res.set("reward", 0.5)  # the MULTI with the heartbeat is refused whole, then retried
@@ -1013,10 +1015,7 @@ def test_a_results_write_the_acl_refuses_a_command_of_writes_nothing(
     srv = acl_server(start_redis)
     admin = srv.admin()
     no_zrem = [c for c in JOB_COMMANDS if c != "+zrem"]
-    admin.execute_command(
-        "ACL", "SETUSER", "job_t", "reset", "on", ">job-pw", *JOB_KEYS, "resetchannels",
-        "-@all", *no_zrem,
-    )  # fmt: skip
+    reset_job_user(admin, JOB_KEYS, no_zrem)
     job = Settings.from_url(f"redis://job_t:job-pw@127.0.0.1:{srv.port}/0")
     res = jobledger.results(job_id="7", tag="t", settings=job)
     res.set("reward", 0.5)  # numbers need no ZREM

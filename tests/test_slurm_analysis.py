@@ -147,9 +147,14 @@ sleep 300
 """,
     )
     [job_id] = launch(jl, tag, script)
-    track_until(
-        jl, tag, lambda _s: "epoch" in show(jl, tag, job_id)["results"], 120, what="a heartbeat"
-    )
+
+    def beating_and_running(_s: object) -> bool:
+        # Only a job its scheduler reports RUNNING can stall; under load sacct can still
+        # say PENDING for a few seconds after the job wrote its first result.
+        job = show(jl, tag, job_id)
+        return "epoch" in job["results"] and job["record"].get("raw_state") == "RUNNING"
+
+    track_until(jl, tag, beating_and_running, 120, what="a heartbeat of a RUNNING job")
     time.sleep(3)
     tracked = jl("track", "--once", "-t", tag, "--stall-after", "2", "--cancel-stalled", "--json")
     report = json.loads(tracked.out)[0]
