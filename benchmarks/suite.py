@@ -24,6 +24,7 @@ from pathlib import Path
 import redis
 
 from benchmarks import seed
+from benchmarks.bench_core import start_server
 from benchmarks.figures import (
     INFO,
     Figure,
@@ -135,39 +136,6 @@ def command(
 def median_command(args: list[str], *, env: dict[str, str], repeat: int) -> float:
     command(args, env=env)
     return statistics.median(command(args, env=env)[0] for _ in range(repeat))
-
-
-def start_server(work: Path) -> tuple[subprocess.Popen[bytes], int]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    proc = subprocess.Popen(
-        [
-            "/usr/bin/redis-server",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(work),
-            "--enable-debug-command",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    probe = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            probe.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    probe.close()
-    return proc, port
 
 
 # --- commands: rows 5 and 6 ------------------------------------------------------
@@ -520,7 +488,7 @@ def section_scale(run: Run) -> None:
     sizes = run.sizes
     client = run.client
     client.flushall()
-    section_read_one_job_1m = section_read_one_job(run, filler=sizes.filler, row="2", baseline=None)
+    items_1m = section_read_one_job(run, filler=sizes.filler, row="2", baseline=None)
     build(client, "top", sizes.top_jobs, results_per_job=10, first_id=10_000_000)
     section_top(run, "top", sizes.top_jobs, "4")
 
@@ -574,7 +542,7 @@ def section_scale(run: Run) -> None:
         )
 
     client.execute_command("DEBUG", "POPULATE", sizes.big_filler, "filler")
-    section_read_one_job(run, filler=sizes.big_filler, row="2x", baseline=section_read_one_job_1m)
+    section_read_one_job(run, filler=sizes.big_filler, row="2x", baseline=items_1m)
     dbsize_10m = int(client.dbsize())
     cases = [(small, at_1m, dbsize_1m), (big, at_1m, dbsize_1m)]
     if sizes.cli_repeat:  # the smoke run asks each command once, at the first size
@@ -674,6 +642,24 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> Non
         time.sleep(0.5)
 
 
+def _record(run: Run, ledger: Ledger, ids: list[str]) -> None:
+    """Record SLURM jobs as launch does (one pipelined submission script per job)."""
+    fields = {"scheduler": "slurm", "name": ledger.tag}
+    with run.client.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            ledger.record_submission(job_id, now=NOW, pipeline=pipe, fields=fields)
+        pipe.execute()
+
+
+def _passes(track: list[str], env: dict[str, str], shims: Path) -> tuple[float, float]:
+    """Median wall time of 3 tracker passes and their scheduler calls per pass, after one
+    unmeasured pass (which records every job's raw state)."""
+    command(track, env=env)
+    _calls(shims)
+    seconds = statistics.median(command(track, env=env)[0] for _ in range(3))
+    return seconds, _calls(shims) / 3
+
+
 def section_slurm(run: Run) -> None:
     why = slurm_ready()
     if why is not None:
@@ -708,12 +694,7 @@ def section_slurm(run: Run) -> None:
             ).stdout
             ids.append(out.strip().split(";")[0])
         submitted = time.perf_counter() - start
-        with run.client.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                ledger.record_submission(
-                    job_id, now=NOW, pipeline=pipe, fields={"scheduler": "slurm", "name": name}
-                )
-            pipe.execute()
+        _record(run, ledger, ids)
         _wait_for(lambda: len(_sacct_states(ids)) == len(ids), 60, "sacct lists every held job")
         sample = ids[: sizes.seed_sample]
 
@@ -723,10 +704,7 @@ def section_slurm(run: Run) -> None:
             seconds = seed.tracker_pass("seed", run.port)  # not through the counting shims
             return seconds * len(ids) / len(sample)
 
-        command(track, env=env)  # the first pass records every job's raw state
-        _calls(shims)
-        ours = statistics.median(command(track, env=env)[0] for _ in range(3))
-        calls = _calls(shims) / 3
+        ours, calls = _passes(track, env, shims)
         seed_1 = seed_pass()
         note = (
             f"{len(ids):,} held jobs; the seed's pass measured on {len(sample)} of them"
@@ -807,17 +785,9 @@ def section_slurm(run: Run) -> None:
             .split(";")[0]
         )
         tasks = [f"{array}_{i}" for i in range(sizes.slurm_array)]
-        with run.client.pipeline(transaction=False) as pipe:
-            for job_id in tasks:
-                ledger.record_submission(
-                    job_id, now=NOW, pipeline=pipe, fields={"scheduler": "slurm", "name": name}
-                )
-            pipe.execute()
+        _record(run, ledger, tasks)
         _wait_for(lambda: array in "".join(_sacct_states([array])), 60, "sacct lists the array")
-        command(track, env=env)
-        _calls(shims)
-        ours = statistics.median(command(track, env=env)[0] for _ in range(3))
-        calls = _calls(shims) / 3
+        ours, calls = _passes(track, env, shims)
         per_job_seed = seed_1 / len(ids)
         run.add(
             Figure(
@@ -845,9 +815,9 @@ SECTIONS: dict[str, Callable[[Run], None]] = {
 
 
 def run_all(sizes: Sizes, names: list[str], work: Path) -> Iterator[Figure]:
-    proc, port = start_server(work)
+    proc, raw = start_server(work)  # Debian's redis-server, as bench_core.py starts it
+    port = int(raw.connection_pool.connection_kwargs["port"])
     client = connect(Settings.from_url(f"redis://127.0.0.1:{port}/0"))
-    raw = redis.Redis(port=port, decode_responses=True)
     run = Run(sizes, work, port, client, raw)
     try:
         for name in names:
