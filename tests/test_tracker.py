@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import CLI
+from conftest import CLI, CLUSTER_KINDS, K
 from jobledger.ledger import Ledger, Transition
 from jobledger.schedulers.base import JobInfo
 from jobledger.schedulers.local import LocalScheduler, write_job_files
 from jobledger.states import State
 from jobledger.tracker import Lease, Tracker, TrackerSettings, backoff, plan
+
+REDIS_KINDS = CLUSTER_KINDS  # these suites run on Redis Cluster too
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 P = State.PENDING_AND_RUNNING
@@ -153,7 +155,9 @@ def test_two_trackers_at_once_act_once(jl_client: redis.Redis, tmp_path: Path) -
     first, second = (t.run_pass(now=NOW)[0] for t in trackers)
     assert (first.active, len(first.moved)) == (True, 50)
     assert (second.active, second.moved) == (False, [])
-    assert jl_client.xlen("jobledger:t:events") == 100  # one submit + one move per job
+    assert (
+        jl_client.xlen(K(jl_client, "jobledger:t:events")) == 100
+    )  # one submit + one move per job
 
 
 def test_tracker_killed_mid_pass_leaves_every_job_in_exactly_one_set(
@@ -185,7 +189,9 @@ def test_tracker_killed_mid_pass_leaves_every_job_in_exactly_one_set(
         time.sleep(rng.uniform(0.2, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        jl_client.delete("jobledger:k:lease")  # a dead tracker's lease would otherwise wait out
+        jl_client.delete(
+            K(jl_client, "jobledger:k:lease")
+        )  # a dead tracker's lease would otherwise wait out
     assert cli("track", "--once", "--tag", "k", "--scheduler", "local").code == 0
     snapshot = ledger.snapshot()
     assert snapshot["COMPLETED"] == ids

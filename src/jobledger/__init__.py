@@ -80,6 +80,8 @@ def job_from_env(env: Mapping[str, str] | None = None) -> tuple[str | None, str 
     prefix = env.get("JOB_SPECIFIC_PREFIX")
     if prefix and (tag is None or job_id is None):
         seed_tag, sep, seed_job = prefix.rpartition("-")
+        if seed_tag.startswith("{") and seed_tag.endswith("}"):  # the cluster layout's
+            seed_tag = seed_tag[1:-1]
         if sep:
             tag, job_id = tag or seed_tag, job_id or seed_job
     return tag, job_id
@@ -114,9 +116,11 @@ def results(
 
     # Job code rides out a Redis restart instead of failing the job.
     client = connect(settings, reconnect_s=JOB_RECONNECT_S)
+    from jobledger.durability import Durability
     from jobledger.store import Results
 
-    res = Results(client, validate_tag(tag), validate_job_id(job_id))
+    durability = Durability.of(settings)
+    res = Results(client, validate_tag(tag), validate_job_id(job_id), durability=durability)
     if heartbeat_s is not None:
         res.start_heartbeat(heartbeat_s)
     return res

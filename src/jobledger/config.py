@@ -26,6 +26,11 @@ __all__ = ["EMBEDDED", "Settings", "mask_url", "resolve"]
 
 EMBEDDED = "embedded"
 _URL_SCHEMES = ("redis", "rediss", "unix")
+# Redis Cluster and Sentinel: one or more host:port seeds, comma-separated.
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+_MULTI_HOST_SCHEMES = CLUSTER_SCHEMES + SENTINEL_SCHEMES
+DURABILITY = ("primary", "replica")
 # Query parameters a Redis URL may carry (redis-py's), and how each must read.
 _URL_PARAMETERS: dict[str, type] = {
     "db": int,
@@ -71,6 +76,9 @@ _FILE_KEYS: dict[str, type] = {
     "local_max_running": int,
     "stall_after": int,
     "cluster": str,
+    "redis_cluster": bool,
+    "durability": str,
+    "durability_timeout_ms": int,
 }
 _ENV = {
     "url": "JOBLEDGER_URL",
@@ -82,6 +90,9 @@ _ENV = {
     "local_max_running": "JOBLEDGER_LOCAL_MAX_RUNNING",
     "stall_after": "JOBLEDGER_STALL_AFTER",
     "cluster": "JOBLEDGER_CLUSTER",
+    "redis_cluster": "JOBLEDGER_REDIS_CLUSTER",
+    "durability": "JOBLEDGER_DURABILITY",
+    "durability_timeout_ms": "JOBLEDGER_DURABILITY_TIMEOUT_MS",
 }
 
 
@@ -103,6 +114,9 @@ class Settings:
     local_max_running: str | None = None
     stall_after: str | None = None  # seconds without a heartbeat before a job is stalled
     cluster: str | None = None  # SLURM: submit to this cluster (sbatch -M)
+    redis_cluster: str | None = None  # "true": the url's server is a Redis Cluster node
+    durability: str | None = None  # "replica": ledger moves and results WAIT for a replica
+    durability_timeout_ms: str | None = None  # how long such a WAIT waits (default 1000)
     config_file: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -116,6 +130,22 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.url is None
+
+    @property
+    def is_redis_cluster(self) -> bool:
+        """The server is a Redis Cluster: a ``redis+cluster://`` URL or ``redis_cluster``."""
+        if self.url is not None and urlsplit(self.url).scheme in CLUSTER_SCHEMES:
+            return True
+        return (self.redis_cluster or "").lower() in ("true", "1", "yes")
+
+    @property
+    def replicas_to_wait(self) -> int:
+        """Replicas each ledger move and results write waits for (``durability``)."""
+        return 1 if self.durability == "replica" else 0
+
+    @property
+    def wait_timeout_ms(self) -> int:
+        return int(self.durability_timeout_ms or 1000)
 
     @property
     def home_dir(self) -> Path:
@@ -171,10 +201,14 @@ def _check_url(url: str, where: str) -> None:
         scheme = urlsplit(url).scheme
     except ValueError as exc:  # "redis://[::1" (Invalid IPv6 URL)
         raise ConfigError(f'{where}: "url" is not a valid URL: {exc}') from exc
-    if scheme not in _URL_SCHEMES:
+    if scheme not in _URL_SCHEMES + _MULTI_HOST_SCHEMES:
         raise ConfigError(
-            f'{where}: "url" must start with redis://, rediss:// or unix://, got {url!r}'
+            f'{where}: "url" must start with redis://, rediss://, unix://, redis+cluster:// '
+            f"or redis+sentinel://, got {mask_url(url)!r}"
         )
+    if scheme in _MULTI_HOST_SCHEMES:
+        _check_multi_host(url, where)
+        return
     try:
         urlsplit(url).port  # noqa: B018 - raises on a non-numeric port
     except ValueError as exc:
@@ -201,6 +235,40 @@ def _check_url(url: str, where: str) -> None:
             raise ConfigError(
                 f'{where}: "url" parameter {name} must be {what}, got {shown!r}'
             ) from None
+
+
+def split_hosts(url: str) -> tuple[list[tuple[str, int]], str, str]:
+    """(host, port) seeds, the path without its ``/`` and the query of a
+    ``redis+cluster://`` or ``redis+sentinel://`` URL; ValueError if they do not read."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    seeds = []
+    for item in hosts.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+            raise ValueError(f"{item.strip() or '(empty)'!r} is not host:port")
+        seeds.append((host.strip("[]"), int(port)))
+    return seeds, parts.path.strip("/"), parts.query
+
+
+def _check_multi_host(url: str, where: str) -> None:
+    try:
+        _, path, query = split_hosts(url)
+    except ValueError as exc:
+        raise ConfigError(f'{where}: "url" {mask_url(url)!r}: {exc}') from None
+    sentinel = urlsplit(url).scheme in SENTINEL_SCHEMES
+    if sentinel and not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", path):
+        raise ConfigError(
+            f'{where}: "url" {mask_url(url)!r} must name the Sentinel service after the '
+            "hosts: redis+sentinel://host:port[,host:port...]/<service name>"
+        )
+    if not sentinel and path not in ("", "0"):
+        raise ConfigError(f'{where}: "url": Redis Cluster has only database 0, got /{path}')
+    if query:
+        raise ConfigError(
+            f'{where}: "url" {mask_url(url)!r}: a cluster or Sentinel URL takes no '
+            "parameters (put username, password_file and tls_* in the config)"
+        )
 
 
 def _warn_if_exposed(path: Path, has_secret: bool, warnings: list[str]) -> None:
@@ -257,8 +325,10 @@ def _load_toml(path: Path, warnings: list[str]) -> dict[str, str]:
         kind = _FILE_KEYS[key]
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        elif not isinstance(value, str):
-            what = "a whole number" if kind is int else "a string"
+        elif kind is bool and isinstance(value, bool):
+            value = "true" if value else "false"
+        elif not isinstance(value, str) or kind is bool:
+            what = {int: "a whole number", bool: "true or false"}.get(kind, "a string")
             raise ConfigError(f'{path}: "{key}" must be {what}, got {value!r}')
         out[key] = value
     if "url" in out:
@@ -329,7 +399,10 @@ def _load_redis_config(path: Path, warnings: list[str]) -> dict[str, str]:
             raise ConfigError(f"{path.name}: cannot parse {name.strip()}: {exc}") from exc
         value = " ".join(words)
         if name.strip() == "job_tag":
-            out["tag"] = value
+            # job_tag={rlmol_exp}: the seed's names with a hash tag, for Redis Cluster
+            # (docs/data-model.md); the tag is what is inside the braces.
+            braced = re.fullmatch(r"\{([^{}]+)\}", value)
+            out["tag"] = braced.group(1) if braced else value
         elif name.strip() == "redis_cmd":
             try:
                 argv = shlex.split(value)
@@ -346,7 +419,9 @@ def _parse_redis_cli(argv: list[str], path: Path) -> dict[str, str]:
     it = iter(argv[1:])
     for arg in it:
         if arg == "--tls":
-            scheme = "rediss"
+            scheme = "rediss" if scheme == "redis" else "rediss+cluster"
+        elif arg == "-c":  # redis-cli's cluster mode: the server is a Redis Cluster node
+            scheme = "redis+cluster" if scheme == "redis" else "rediss+cluster"
         elif arg in ("-h", "-p", "-a", "-n", "-u", "-s", "--user", "--pass"):
             value = next(it, "")
             if arg == "-h":
@@ -368,6 +443,9 @@ def _parse_redis_cli(argv: list[str], path: Path) -> dict[str, str]:
     if not port.isdigit():
         raise ConfigError(f'{path.name}: "redis_cmd" port must be an integer, got "{port}"')
     db = out.pop("db", "0")
+    if scheme.endswith("+cluster"):
+        out["url"] = f"{scheme}://{host}:{port}"  # a cluster has only database 0
+        return out
     out["url"] = f"{scheme}://{host}:{port}/{db}"
     return out
 
@@ -451,6 +529,18 @@ def resolve(
         raise ConfigError(
             f'{sources["stall_after"]}: "stall_after" must be a whole number of seconds '
             f"(0: never call a job stalled), got {stall!r}"
+        )
+    for name, allowed in (("durability", DURABILITY), ("redis_cluster", ("true", "false"))):
+        given = values.get(name)
+        if given is not None and given.lower() not in allowed:
+            raise ConfigError(
+                f'{sources[name]}: "{name}" must be {" or ".join(allowed)}, got {given!r}'
+            )
+    wait = values.get("durability_timeout_ms")
+    if wait is not None and not (wait.isascii() and wait.isdigit() and 0 < int(wait) <= 60_000):
+        raise ConfigError(
+            f'{sources["durability_timeout_ms"]}: "durability_timeout_ms" must be a whole '
+            f"number of milliseconds from 1 to 60000, got {wait!r}"
         )
     cluster = values.get("cluster")
     if cluster is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cluster):

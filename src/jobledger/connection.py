@@ -6,24 +6,40 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis._parsers import Encoder
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import HiredisRespSerializer, PythonRespSerializer
+from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 from redis.utils import HIREDIS_AVAILABLE
 
 from jobledger import embedded
-from jobledger.config import Settings, mask_url
+from jobledger.config import SENTINEL_SCHEMES, Settings, mask_url, split_hosts
 from jobledger.errors import RedisUnavailable
 
-__all__ = ["JOB_RECONNECT_S", "connect", "connection_target", "connection_url", "redis_errors"]
+__all__ = [
+    "CLUSTER_RECONNECT_S",
+    "JOB_RECONNECT_S",
+    "connect",
+    "connection_target",
+    "connection_url",
+    "redis_errors",
+]
 
 # How long job code (the results API) keeps reconnecting to a Redis server that went
 # away (a restart loading its AOF, a failover) before a write raises: long enough for a
 # restart, so a job of hours does not die of it.  Commands keep failing fast (~1 s).
 JOB_RECONNECT_S = 60.0
+# Redis Cluster: how long a command of the CLI or the tracker keeps trying while the
+# cluster fails over (a replica takes over after cluster-node-timeout plus an election,
+# about 3 s with a node timeout of 2 s); after that the command fails, and launch
+# journals what it could not record.
+CLUSTER_RECONNECT_S = 5.0
 
 Redis = redis.Redis
 _ENCODER = Encoder("utf-8", "surrogateescape", False)  # type: ignore[no-untyped-call]
@@ -163,21 +179,113 @@ def _client_kwargs(settings: Settings, reconnect_s: float = 0.0) -> dict[str, An
     return kwargs
 
 
+# Errors a cluster raises while a primary is down or its slots move to a replica.
+_CLUSTER_TRANSIENT = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
+
+
+class _Cluster(RedisCluster):
+    """RedisCluster whose commands ride out a failover for a time budget.
+
+    redis-py retries a cluster command a fixed number of times, without waiting, so a
+    command sent while a dead primary's replica is being elected failed within
+    milliseconds.  Here it is retried with backoff until ``reconnect_s`` have passed.
+    A refused password is never retried.
+    """
+
+    reconnect_s = CLUSTER_RECONNECT_S
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.reconnect_s
+        delay = 0.05
+        while True:
+            try:
+                return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+            except redis.AuthenticationError:
+                raise
+            except _CLUSTER_TRANSIENT:
+                if time.monotonic() + delay >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+
+def _multi_host_kwargs(settings: Settings, url: str, reconnect_s: float) -> dict[str, Any]:
+    """Client options for a cluster or Sentinel URL: credentials in the URL count too."""
+    kwargs = _client_kwargs(settings, reconnect_s)
+    parts = urlsplit(url)
+    if parts.username and "username" not in kwargs:
+        kwargs["username"] = unquote(parts.username)
+    if parts.password is not None and "password" not in kwargs:
+        kwargs["password"] = unquote(parts.password)
+    return kwargs
+
+
+def _cluster(settings: Settings, url: str, reconnect_s: float) -> Redis:
+    kwargs = _multi_host_kwargs(settings, url, reconnect_s)
+    # redis-py's cluster nodes take neither a command packer nor our retry (they are
+    # filtered out); retries are _Cluster's.
+    for name in ("command_packer", "retry", "retry_on_error"):
+        kwargs.pop(name)
+    seeds, _, _ = split_hosts(url)
+    client = _Cluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in seeds],  # type: ignore[no-untyped-call]
+        ssl=url.startswith("rediss"),
+        **kwargs,
+    )
+    client.reconnect_s = max(reconnect_s, CLUSTER_RECONNECT_S)
+    return client  # type: ignore[return-value]
+
+
+def _sentinel(settings: Settings, url: str, reconnect_s: float) -> Redis:
+    kwargs = _multi_host_kwargs(settings, url, reconnect_s)
+    seeds, service, _ = split_hosts(url)
+    tls = url.startswith("rediss")
+    if tls:
+        kwargs["ssl"] = True
+    # The Sentinels answer "which server is the primary" without the server's password
+    # (Sentinel has its own, rarely set); TLS as for the server.
+    ask = {"socket_connect_timeout": 2, "socket_timeout": 2, "decode_responses": True}
+    if tls:
+        ask.update({k: v for k, v in kwargs.items() if k.startswith("ssl")})
+    manager = Sentinel(seeds, sentinel_kwargs=ask)  # type: ignore[no-untyped-call]
+    client: Redis = manager.master_for(service, **kwargs)  # type: ignore[no-untyped-call]
+    return client
+
+
 def connect(settings: Settings, *, check: bool = True, reconnect_s: float = 0.0) -> Redis:
     """A client for the configured server; with ``check`` a PING proves it answers.
 
     ``reconnect_s`` > 0: each command keeps reconnecting that long before it fails
-    (job code, see JOB_RECONNECT_S); otherwise a few retries within about a second.
+    (job code, see JOB_RECONNECT_S); otherwise a few retries within about a second
+    (on Redis Cluster: CLUSTER_RECONNECT_S, a failover's length).  A
+    ``redis+cluster://`` URL (or ``redis_cluster = true``) gives a Redis Cluster client,
+    a ``redis+sentinel://`` URL a client of the primary its Sentinels name, which
+    follows the primary through a failover.
     """
     url = connection_url(settings)
     with redis_errors(url):
-        client: Redis = redis.Redis.from_url(url, **_client_kwargs(settings, reconnect_s))
+        client: Redis
+        if settings.is_redis_cluster:
+            if not url.split("://")[0].endswith("+cluster"):
+                scheme, _, rest = url.partition("://")
+                url = f"{scheme}+cluster://{rest.split('/')[0]}"
+            client = _cluster(settings, url, reconnect_s)
+        elif url.split("://")[0] in SENTINEL_SCHEMES:
+            client = _sentinel(settings, url, reconnect_s)
+        else:
+            client = redis.Redis.from_url(url, **_client_kwargs(settings, reconnect_s))
         if check:
             client.ping()
     return client
 
 
-def _describe(exc: redis.RedisError) -> str:
+def _describe(exc: Exception) -> str:
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
         return f"authentication failed ({text})"
@@ -191,7 +299,14 @@ def redis_errors(url: str) -> Iterator[None]:
     """Re-raise connection, authentication and TLS failures as one-line RedisUnavailable."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError) as exc:
+    except (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        redis.AuthenticationError,
+        ClusterDownError,
+        TryAgainError,
+        RedisClusterException,
+    ) as exc:
         raise RedisUnavailable(f"cannot use Redis at {mask_url(url)}: {_describe(exc)}") from exc
     except redis.ResponseError as exc:
         if any(word in str(exc) for word in ("NOAUTH", "WRONGPASS", "NOPERM")):

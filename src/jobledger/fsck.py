@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from jobledger.ids import is_job_id
-from jobledger.keys import LAYOUT, KeyLayout
+from jobledger.keys import KeyLayout, layout_for
 from jobledger.ledger import Ledger, isoformat
 from jobledger.states import State
 from jobledger.store import as_number, index_result, scan_tag_results
@@ -89,8 +89,9 @@ def _chunks(items: list[str], size: int = _BATCH) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
-def check(client: redis.Redis, tag: str, *, layout: KeyLayout = LAYOUT) -> FsckReport:
+def check(client: redis.Redis, tag: str, *, layout: KeyLayout | None = None) -> FsckReport:
     """Find every inconsistency of ``tag``'s ledger, results index and rankings."""
+    layout = layout_for(client, layout)
     ledger = Ledger(client, tag, layout=layout)
     snapshot = ledger.snapshot()
     in_all = set(snapshot.pop("ALL"))
@@ -210,7 +211,10 @@ def _index_problems(
         with client.pipeline(transaction=False) as pipe:
             for job_id, names in zip(chunk, names_of, strict=True):
                 if names:
-                    pipe.mget([layout.result_key(tag, job_id, n) for n in names])
+                    # execute_command: a cluster pipeline refuses mget() (one slot here)
+                    pipe.execute_command(  # type: ignore[no-untyped-call]
+                        "MGET", *(layout.result_key(tag, job_id, n) for n in names)
+                    )
             values_of = iter(pipe.execute())
         for job_id, names, ranked in zip(chunk, names_of, replies[1::2], strict=True):
             values = next(values_of) if names else []
@@ -229,9 +233,10 @@ def repair(
     report: FsckReport,
     *,
     now: datetime,
-    layout: KeyLayout = LAYOUT,
+    layout: KeyLayout | None = None,
 ) -> FsckReport:
     """Fix the repairable problems of ``report``; returns a fresh check afterwards."""
+    layout = layout_for(client, layout)
     ledger = Ledger(client, tag, layout=layout)
     done: list[str] = []
     skipped: list[str] = []

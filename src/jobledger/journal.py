@@ -24,6 +24,7 @@ from typing import IO
 
 import redis
 
+from jobledger.durability import PRIMARY, Durability, NotConfirmed
 from jobledger.errors import UsageError
 from jobledger.ledger import Ledger
 
@@ -58,8 +59,14 @@ class JournalEntry:
         data["job_ids"] = tuple(ids)
         return cls(**data)
 
-    def record(self, client: redis.Redis, *, by: str) -> tuple[int, list[str]]:
-        """Record every job in the ledger: (how many were new, IDs held by another job)."""
+    def record(
+        self, client: redis.Redis, *, by: str, durability: Durability = PRIMARY
+    ) -> tuple[int, list[str]]:
+        """Record every job in the ledger: (how many were new, IDs held by another job).
+
+        With ``durability`` asking for a replica, NotConfirmed when none confirmed the
+        writes in time (they are on the primary; recording again is a harmless replay).
+        """
         ledger = Ledger(client, self.tag)
         now = datetime.fromisoformat(self.submitted_at)
         added, conflicts = 0, []
@@ -75,7 +82,10 @@ class JournalEntry:
                         submission=self.submission,
                         pipeline=pipe,
                     )
+                waited = durability.queue_wait(pipe, ledger.layout.all_set(self.tag))
                 replies = pipe.execute()
+            if waited:
+                durability.check(replies.pop(), f"the submission of {len(chunk)} job(s)")
             added += sum(1 for r in replies if int(r) == 1)
             conflicts += [j for j, r in zip(chunk, replies, strict=True) if int(r) == -1]
         return added, conflicts
@@ -117,7 +127,9 @@ class Journal:
         if self.dir.is_dir():
             yield from sorted(self.dir.glob("*.json"))
 
-    def replay(self, client: redis.Redis, target: str) -> list[JournalEntry]:
+    def replay(
+        self, client: redis.Redis, target: str, durability: Durability = PRIMARY
+    ) -> list[JournalEntry]:
         """Record the journaled jobs meant for ``target`` in Redis, then drop their files.
 
         Entries for another server stay: replaying them here would file the jobs
@@ -145,7 +157,9 @@ class Journal:
                 if entry.target not in ("", target):
                     continue
                 try:
-                    added, conflicts = entry.record(client, by="journal")
+                    added, conflicts = entry.record(client, by="journal", durability=durability)
+                except NotConfirmed:
+                    continue  # on the primary, not yet on a replica: kept for a later replay
                 except (UsageError, ValueError, TypeError) as exc:
                     # Not a Redis failure: this entry can never be recorded as it is.
                     # Set aside for a human, so it cannot stop every later command.

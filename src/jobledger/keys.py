@@ -7,9 +7,17 @@ that default layout's methods, for code that has no layout to pass.
 The seed scripts' names are a contract: ``<tag>_ALL``, ``<tag>_<STATE>`` and the
 results ``<tag>-<jobid>:<key>``.  Everything jobledger adds lives under
 ``jobledger:<tag>:...``; a results key's first ``:`` comes right after a job ID
-(digits), so no results key can ever start with ``jobledger:``.  A layout for Redis
-Cluster (hash-tagged names, so that a move's keys share a slot) would be another
-``KeyLayout``; on a single server the layout stays exactly this one.
+(digits), so no results key can ever start with ``jobledger:``.
+
+Two layouts: :data:`LAYOUT` (the seed's names, on a single server) and
+:data:`CLUSTER_LAYOUT` for Redis Cluster, where every name of one tag carries the
+tag as a hash tag (``{rlmol_exp}_ALL``, ``{rlmol_exp}-42:reward``,
+``jobledger:{rlmol_exp}:job:42``), so all of a tag's keys share one hash slot and
+every script and MULTI of a tag touches one slot.  Those are exactly the seed's
+names with ``job_tag={rlmol_exp}``, so the seed scripts work against a cluster
+with that one change (and ``redis-cli -c``).  The keys of no tag (the tags
+registry, the local job ID counter, the trackers) are in slots of their own, and
+nothing writes them in the same script or MULTI as a tag's keys.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from __future__ import annotations
 from jobledger.states import State
 
 __all__ = [
+    "CLUSTER_LAYOUT",
     "LAYOUT",
+    "LAYOUTS",
     "PREFIX",
     "KeyLayout",
     "all_set",
@@ -27,6 +37,7 @@ __all__ = [
     "job_history",
     "job_numeric",
     "job_record",
+    "layout_for",
     "local_job_ids",
     "namespace_key",
     "namespace_pattern",
@@ -60,21 +71,30 @@ def glob_escape(text: str) -> str:
 
 
 class KeyLayout:
-    """Builds and parses the name of every key jobledger uses."""
+    """Builds and parses the name of every key jobledger uses (the seed's layout)."""
 
     prefix = PREFIX
+    name = "seed"
+
+    def named(self, tag: str) -> str:
+        """How ``tag`` appears inside key names (as it is; hash-tagged on a cluster)."""
+        return tag
 
     # --- the seed's names ---------------------------------------------------------
 
     def all_set(self, tag: str) -> str:
-        return f"{tag}_ALL"
+        return f"{self.named(tag)}_ALL"
 
     def state_set(self, tag: str, state: State) -> str:
-        return f"{tag}_{state.value}"
+        return f"{self.named(tag)}_{state.value}"
+
+    def set_name(self, tag: str, name: str) -> str:
+        """The set ``name`` names: ``ALL`` or a state's value (``COMPLETED``, ...)."""
+        return self.all_set(tag) if name == "ALL" else self.state_set(tag, State(name))
 
     def result_prefix(self, tag: str, job_id: str) -> str:
         """The seed's ``JOB_SPECIFIC_PREFIX``."""
-        return f"{tag}-{job_id}"
+        return f"{self.named(tag)}-{job_id}"
 
     def result_key(self, tag: str, job_id: str, key: str) -> str:
         return f"{self.result_prefix(tag, job_id)}:{key}"
@@ -85,28 +105,28 @@ class KeyLayout:
 
     def tag_results_pattern(self, tag: str) -> str:
         """SCAN MATCH pattern for every job's results under ``tag``."""
-        return glob_escape(tag) + "-*:*"
+        return glob_escape(self.named(tag)) + "-*:*"
 
     def parse_result_key(self, tag: str, name: str) -> tuple[str, str]:
         """(job ID as written, result key) of a name matching :meth:`tag_results_pattern`."""
-        job_id, _, key = name[len(tag) + 1 :].partition(":")
+        job_id, _, key = name[len(self.named(tag)) + 1 :].partition(":")
         return job_id, key
 
     def namespace_key(self, namespace: str, key: str) -> str:
         """The seed notebook's plain ``<namespace>:<key>``."""
-        return f"{namespace}:{key}"
+        return f"{self.named(namespace)}:{key}"
 
     def namespace_pattern(self, namespace: str, pattern: str = "*") -> str:
-        return glob_escape(namespace) + ":" + pattern
+        return glob_escape(self.named(namespace)) + ":" + pattern
 
     def parse_namespace_key(self, namespace: str, name: str) -> str:
         """The key part of a ``<namespace>:<key>`` name."""
-        return name[len(namespace) + 1 :]
+        return name[len(self.named(namespace)) + 1 :]
 
     # --- jobledger's own names --------------------------------------------------------
 
     def _own(self, tag: str, kind: str, job_id: str | None = None) -> str:
-        name = f"{self.prefix}:{tag}:{kind}"
+        name = f"{self.prefix}:{self.named(tag)}:{kind}"
         return name if job_id is None else f"{name}:{job_id}"
 
     def job_record(self, tag: str, job_id: str) -> str:
@@ -166,13 +186,13 @@ class KeyLayout:
 
     def own_pattern(self, tag: str) -> str:
         """SCAN MATCH pattern for every ``jobledger:<tag>:...`` key."""
-        return glob_escape(f"{self.prefix}:{tag}:") + "*"
+        return glob_escape(f"{self.prefix}:{self.named(tag)}:") + "*"
 
     def own_key_kind(self, tag: str, name: str) -> tuple[str, str | None]:
         """(kind, job ID or None) of one of jobledger's own keys of ``tag``: ``job``,
         ``history``, ``index``, ``numeric`` (with a job ID), ``events``, ``lease``, ...
         (without); ("", None) for a name that is not one of them."""
-        head = f"{self.prefix}:{tag}:"
+        head = f"{self.prefix}:{self.named(tag)}:"
         if not name.startswith(head):
             return "", None
         kind, sep, job_id = name[len(head) :].partition(":")
@@ -191,9 +211,32 @@ class KeyLayout:
         """
         return f"{self.prefix}:local-ids"
 
+    def trackers(self) -> str:
+        """Sorted set: tracker owner -> unix time (ms) until which it counts as alive;
+        trackers share the tags out among the live ones (``track --all-tags``)."""
+        return f"{self.prefix}:trackers"
+
+
+class ClusterKeyLayout(KeyLayout):
+    """Redis Cluster: every name of a tag carries ``{<tag>}``, so they share a slot.
+
+    Tags (and namespaces) are names without braces (:func:`jobledger.ids.validate_tag`),
+    so the braces added here are always the name's first ``{...}``: the hash tag.
+    """
+
+    name = "cluster"
+
+    def named(self, tag: str) -> str:
+        return "{" + tag + "}"
+
 
 LAYOUT = KeyLayout()
 """The layout of a single Redis server: the seed's names and jobledger's."""
+
+CLUSTER_LAYOUT = ClusterKeyLayout()
+"""The layout of Redis Cluster: the seed's names with the tag as a hash tag."""
+
+LAYOUTS = {layout.name: layout for layout in (LAYOUT, CLUSTER_LAYOUT)}
 
 all_set = LAYOUT.all_set
 state_set = LAYOUT.state_set
@@ -223,3 +266,13 @@ own_pattern = LAYOUT.own_pattern
 own_key_kind = LAYOUT.own_key_kind
 tags_registry = LAYOUT.tags_registry
 local_job_ids = LAYOUT.local_job_ids
+
+
+def layout_for(client: object, layout: KeyLayout | None = None) -> KeyLayout:
+    """``layout`` if given, else the layout ``client``'s server needs: the cluster layout
+    on Redis Cluster (a cluster pipeline included), the seed layout on one server."""
+    if layout is not None:
+        return layout
+    from redis.cluster import RedisCluster  # imported with redis already
+
+    return CLUSTER_LAYOUT if isinstance(client, RedisCluster) else LAYOUT

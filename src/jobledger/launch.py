@@ -28,9 +28,10 @@ from pathlib import Path
 
 import redis
 
-from jobledger import embedded, keys
+from jobledger import embedded
 from jobledger.config import Settings, mask_url
 from jobledger.connection import connection_target
+from jobledger.durability import Durability
 from jobledger.errors import (
     Interrupted,
     JobledgerError,
@@ -41,6 +42,7 @@ from jobledger.errors import (
 )
 from jobledger.ids import validate_name, validate_tag
 from jobledger.journal import Journal, JournalEntry
+from jobledger.keys import CLUSTER_LAYOUT, LAYOUT, layout_for
 from jobledger.ledger import allocate_local_id, isoformat, skip_local_ids_to
 from jobledger.logs import partial
 from jobledger.schedulers import Scheduler, Submission, SubmitRequest
@@ -117,14 +119,18 @@ def job_environment(settings: Settings, tag: str, *, write: bool = True) -> dict
 
     ``write=False`` (dry runs) names the connection file without writing it.
     """
+    layout = CLUSTER_LAYOUT if settings.is_redis_cluster else LAYOUT
     env = {
         "JOBLEDGER_TAG": tag,
-        # What the seed's launcher gave its jobs (sbatch --export=job_tag=...).
-        "job_tag": tag,
+        # What the seed's launcher gave its jobs (sbatch --export=job_tag=...), as it
+        # appears in key names: {tag} on Redis Cluster (docs/data-model.md).
+        "job_tag": layout.named(tag),
         "JOBLEDGER_HOME": str(settings.home_dir),
         # The interpreter that has jobledger installed, for job scripts to call.
         "JOBLEDGER_PYTHON": sys.executable,
     }
+    if layout is not LAYOUT:
+        env["JOBLEDGER_LAYOUT"] = layout.name
     if settings.embedded:
         paths = embedded.ensure_server if write else embedded.server_paths
         env["JOBLEDGER_URL"] = paths(settings.home_dir).url
@@ -221,7 +227,9 @@ def _allocate(
     for _ in range(_ALLOCATE_TRIES):
         try:
             job_id = allocate_local_id(client) if client is not None else offline_job_id()
-            if client is not None and client.sismember(keys.all_set(request.tag), job_id):
+            if client is not None and client.sismember(
+                layout_for(client).all_set(request.tag), job_id
+            ):
                 continue  # a seed-written or imported job of this tag has that number
         except redis.RedisError:
             client = None
@@ -367,7 +375,7 @@ def launch(
                 # Redis was down a moment ago, when the ID was allocated: journal it.
                 raise RedisUnavailable("Redis could not be reached to allocate the job ID")
             client = allocated or connect()
-            _, conflicts = entry.record(client, by="launch")
+            _, conflicts = entry.record(client, by="launch", durability=Durability.of(settings))
         except (JobledgerError, redis.RedisError) as exc:
             held.keep()
             note = (
@@ -398,7 +406,7 @@ def launch(
             f"overwritten, and the submission is kept in {held.path}"
         )
     if client is not None:
-        journal.replay(client, target)  # earlier launches that Redis missed
+        journal.replay(client, target, Durability.of(settings))  # launches Redis missed
     return result
 
 

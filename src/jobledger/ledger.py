@@ -11,6 +11,7 @@ by the hundred in one round trip per tracker pass.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,8 @@ from typing import Any
 
 import redis
 
+from jobledger import lua
+from jobledger.durability import PRIMARY, Durability, NotConfirmed
 from jobledger.ids import (
     highest_job_id,
     lowest_job_ids,
@@ -25,10 +28,12 @@ from jobledger.ids import (
     validate_job_id,
     validate_tag,
 )
-from jobledger.keys import LAYOUT, KeyLayout
+from jobledger.keys import LAYOUT, KeyLayout, layout_for
 from jobledger.states import State
 from jobledger.store import purge_results
 from jobledger.times import isoformat, utcnow
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CleanupReport",
@@ -42,23 +47,23 @@ __all__ = [
     "utcnow",
 ]
 
-# ARGV[5] names the submission: a job already in the ledger under another submission is a
+# ARGV[4] names the submission: a job already in the ledger under another submission is a
 # different job that got the same ID (-1: refused), under the same one a replay (0).
+# Every key is the tag's (one hash slot on a cluster): the tags registry is written apart.
 _SUBMIT_LUA = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
-  if ARGV[5] ~= '' and redis.call('HGET', KEYS[3], 'submission') ~= ARGV[5] then return -1 end
+  if ARGV[4] ~= '' and redis.call('HGET', KEYS[3], 'submission') ~= ARGV[4] then return -1 end
   return 0
 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], 'state', 'PENDING_AND_RUNNING', 'updated_at', ARGV[3],
-           unpack(ARGV, 6))
+redis.call('HSET', KEYS[3], 'state', 'PENDING_AND_RUNNING', 'updated_at', ARGV[2],
+           unpack(ARGV, 5))
 redis.call('HSETNX', KEYS[3], 'attempts', '1')
 redis.call('RPUSH', KEYS[4], cjson.encode({['from']='', to='PENDING_AND_RUNNING',
-           at=ARGV[3], by=ARGV[4]}))
+           at=ARGV[2], by=ARGV[3]}))
 redis.call('XADD', KEYS[5], '*', 'job', ARGV[1], 'from', '', 'to', 'PENDING_AND_RUNNING',
-           'at', ARGV[3], 'by', ARGV[4])
-redis.call('SADD', KEYS[6], ARGV[2])
+           'at', ARGV[2], 'by', ARGV[3])
 return 1
 """
 
@@ -228,18 +233,38 @@ class JobView:
 class Ledger:
     """State sets, records and events of one tag, on one Redis connection."""
 
-    def __init__(self, client: redis.Redis, tag: str, *, layout: KeyLayout = LAYOUT) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        tag: str,
+        *,
+        layout: KeyLayout | None = None,
+        durability: Durability = PRIMARY,
+    ) -> None:
         self.client = client
         self.tag = validate_tag(tag)
-        self.layout = layout
-        self._submit = client.register_script(_SUBMIT_LUA)
-        self._move = client.register_script(_MOVE_LUA)
-        self._update = client.register_script(_UPDATE_LUA)
-        self._stall = client.register_script(_STALL_LUA)
-        self._forget_script = client.register_script(_FORGET_LUA)
-        self._trim_script = client.register_script(_TRIM_LUA)
+        self.layout = layout_for(client, layout)
+        self.durability = durability
+        self._submit = lua.register(client, _SUBMIT_LUA)
+        self._move = lua.register(client, _MOVE_LUA)
+        self._update = lua.register(client, _UPDATE_LUA)
+        self._stall = lua.register(client, _STALL_LUA)
+        self._forget_script = lua.register(client, _FORGET_LUA)
+        self._trim_script = lua.register(client, _TRIM_LUA)
+        self._registered = False
 
     # --- writes -------------------------------------------------------------
+
+    def register(self) -> None:
+        """Add the tag to the tags registry (once per Ledger object).
+
+        The registry is no tag's key (its own hash slot on a cluster), so it is never
+        written in the scripts of a tag; SADD is idempotent, and it comes before the
+        tag's first job, so a registered tag may have no jobs but a job's tag is known.
+        """
+        if not self._registered:
+            self.client.sadd(self.layout.tags_registry(), self.tag)
+            self._registered = True
 
     def record_submission(
         self,
@@ -255,9 +280,11 @@ class Ledger:
 
         Returns 1 when it was added, 0 when it was already known (replays are harmless),
         and -1 when ``submission`` is given and the ledger holds that ID for another
-        submission: a different job, which is refused rather than overwritten.
+        submission: a different job, which is refused rather than overwritten.  The tag
+        is registered first (:meth:`register`), at once even when ``pipeline`` is given.
         """
         validate_job_id(job_id)
+        self.register()
         t = self.tag
         record = {"submitted_at": now, **(fields or {})}
         if submission:
@@ -269,9 +296,8 @@ class Ledger:
                 self.layout.job_record(t, job_id),
                 self.layout.job_history(t, job_id),
                 self.layout.events(t),
-                self.layout.tags_registry(),
             ],
-            args=[job_id, t, isoformat(now), by, submission, *_flatten(record)],
+            args=[job_id, isoformat(now), by, submission, *_flatten(record)],
             client=pipeline or self.client,
         )
 
@@ -320,11 +346,24 @@ class Ledger:
         by: str,
         fence: str | None = None,
     ) -> list[int]:
-        """Apply many moves in one pipelined round trip; each reply as ``move`` returns it."""
+        """Apply many moves in one pipelined round trip; each reply as ``move`` returns it.
+
+        With a durability that wants a replica, the round trip ends with WAIT; moves no
+        replica confirmed are logged (a failover may undo them: the tracker's next pass
+        files those jobs again, as the scheduler still knows how they ended)."""
         with self.client.pipeline(transaction=False) as pipe:
             for tr in transitions:
                 self.move(tr, now=now, by=by, fence=fence, pipeline=pipe)
-            return [int(r) for r in pipe.execute()]
+            waited = self.durability.queue_wait(pipe, self.layout.all_set(self.tag))
+            replies = pipe.execute()
+        if waited:
+            acknowledged = replies.pop()
+            moved = sum(1 for r in replies if int(r) == 1)
+            try:
+                self.durability.check(acknowledged, f"{moved} move(s) of tag {self.tag}")
+            except NotConfirmed as exc:
+                log.warning("%s", exc)
+        return [int(r) for r in replies]
 
     def update_record(
         self,
@@ -543,7 +582,11 @@ class Ledger:
         """
         t = self.tag
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.sunion([self.layout.all_set(t), *(self.layout.state_set(t, s) for s in State)])
+            # Not pipe.sunion(): a cluster pipeline refuses multi-key methods, even when
+            # every key is in one slot (as the cluster layout makes them).
+            pipe.execute_command(  # type: ignore[no-untyped-call]
+                "SUNION", self.layout.all_set(t), *(self.layout.state_set(t, s) for s in State)
+            )
             pipe.xrevrange(self.layout.events(t), count=1)
             job_ids, last_event = pipe.execute()
         report = CleanupReport(jobs=len(job_ids))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from jobledger import keys
 from jobledger.ids import validate_namespace, validate_result_key
+from jobledger.keys import KeyLayout, layout_for
 
 __all__ = ["Namespace"]
 
@@ -13,18 +13,21 @@ __all__ = ["Namespace"]
 class Namespace:
     """Key/value work inside one namespace; SCAN (never KEYS) for listing."""
 
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+    def __init__(
+        self, client: redis.Redis, namespace: str, *, layout: KeyLayout | None = None
+    ) -> None:
         self.client = client
         self.namespace = validate_namespace(namespace)
+        self.layout = layout_for(client, layout)
 
     def _key(self, key: str) -> str:
-        return keys.namespace_key(self.namespace, validate_result_key(key))
+        return self.layout.namespace_key(self.namespace, validate_result_key(key))
 
     def keys(self, pattern: str = "*") -> list[str]:
         """Key names (without the namespace) matching a glob ``pattern``, sorted."""
-        match = keys.namespace_pattern(self.namespace, pattern)
+        match = self.layout.namespace_pattern(self.namespace, pattern)
         found = self.client.scan_iter(match=match, count=1000)
-        return sorted(keys.parse_namespace_key(self.namespace, str(k)) for k in found)
+        return sorted(self.layout.parse_namespace_key(self.namespace, str(k)) for k in found)
 
     def get(self, key: str) -> str | None:
         value = self.client.get(self._key(key))

@@ -20,7 +20,7 @@ from typing import Any
 from jobledger.errors import UsageError
 from jobledger.ids import job_sort_key, sort_job_ids
 from jobledger.ledger import Ledger
-from jobledger.states import State, parse_states
+from jobledger.states import parse_states
 from jobledger.store import as_number
 
 __all__ = ["PAGE_FIELDS", "SORTS", "JobPages", "Page"]
@@ -192,9 +192,7 @@ def _stamp(ledger: Ledger, name: str) -> tuple[str, int]:
 
 
 def _set_key(ledger: Ledger, name: str) -> str:
-    if name == "ALL":
-        return ledger.layout.all_set(ledger.tag)
-    return ledger.layout.state_set(ledger.tag, State(name))
+    return ledger.layout.set_name(ledger.tag, name)
 
 
 def _sort_values(ledger: Ledger, ids: list[str], sort: str) -> dict[str, Any]:

@@ -20,9 +20,11 @@ from typing import Union
 
 import redis
 
+from jobledger import lua
+from jobledger.durability import PRIMARY, Durability, NotConfirmed
 from jobledger.errors import InvalidValue
 from jobledger.ids import is_job_id, validate_job_id, validate_result_key, validate_tag
-from jobledger.keys import LAYOUT, KeyLayout
+from jobledger.keys import LAYOUT, KeyLayout, layout_for
 from jobledger.states import REQUEUEABLE_STATES, State
 
 log = logging.getLogger(__name__)
@@ -71,14 +73,14 @@ redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], v, ARGV[3])
 redis.call('ZADD', KEYS[5], v, ARGV[5])
-redis.call('SADD', KEYS[6], ARGV[6])
 return tostring(v)
 """
 
 # One call writes any number of results with their index entries, atomically.  KEYS:
-# the job's key index, the tag's indexed jobs, the job's and the tag's rankings, the tags
-# registry, the heartbeats (only when ARGV[3], the heartbeat time, is not empty), then one
-# results key per value; ARGV after the job ID, tag and heartbeat: per value its name,
+# the job's key index, the tag's indexed jobs, the job's and the tag's rankings, the
+# heartbeats (only when ARGV[2], the heartbeat time, is not empty), then one results key
+# per value, all of them the tag's (one hash slot on a cluster: the tags registry is
+# written apart, once per Results); ARGV after the job ID and heartbeat: per value its name,
 # value, number ('' when it does not read as one: Python decides, as for every other
 # index writer) and ranking member.  Redis checks every declared key against the user's
 # ACL before the script runs; the commands, which it checks only as they are called, are
@@ -87,24 +89,23 @@ return tostring(v)
 # instead of a MULTI of 5 commands per value: 162 against 210 µs per set(), 7 against 30
 # ms per update() of 1,000 values (docs/benchmarks.md).
 _WRITE_LUA = """
-local first = 6
-if ARGV[3] ~= '' then first = 7 end
+local first = 5
+if ARGV[2] ~= '' then first = 6 end
 if redis.acl_check_cmd then
   local text = false
-  for a = 6, #ARGV, 4 do if ARGV[a] == '' then text = true end end
+  for a = 5, #ARGV, 4 do if ARGV[a] == '' then text = true end end
   if not (redis.acl_check_cmd('sadd', KEYS[1], 'x') and redis.acl_check_cmd('zadd', KEYS[3], 0, 'x')
           and redis.acl_check_cmd('set', KEYS[first], 'x')
           and (not text or redis.acl_check_cmd('zrem', KEYS[3], 'x'))) then
     return redis.error_reply('NOPERM this user may not run every command of a results write')
   end
 end
-if ARGV[3] ~= '' then
-  redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 end
 redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[2])
 for i = 0, #KEYS - first do
-  local a = 4 + i * 4
+  local a = 3 + i * 4
   redis.call('SADD', KEYS[1], ARGV[a])
   if ARGV[a + 2] == '' then
     redis.call('ZREM', KEYS[3], ARGV[a])
@@ -195,14 +196,23 @@ class Results:
     """The results namespace ``<tag>-<jobid>:`` of one job."""
 
     def __init__(
-        self, client: redis.Redis, tag: str, job_id: str, *, layout: KeyLayout = LAYOUT
+        self,
+        client: redis.Redis,
+        tag: str,
+        job_id: str,
+        *,
+        layout: KeyLayout | None = None,
+        durability: Durability = PRIMARY,
     ) -> None:
         self.client = client
-        self.layout = layout
+        self.durability = durability
+        self.unconfirmed = 0  # writes no replica confirmed in time (durability = replica)
+        self.layout = layout = layout_for(client, layout)
         self.tag = validate_tag(tag)
         self.job_id = validate_job_id(job_id)
-        self._incr = client.register_script(_INCR_LUA)
-        self._write_script = client.register_script(_WRITE_LUA)
+        self._incr = lua.register(client, _INCR_LUA)
+        self._write_script = lua.register(client, _WRITE_LUA)
+        self._registered = False
         t, j = self.tag, self.job_id
         # Built once: set() in a loop is the hot path of job code.
         self._fixed_keys = [
@@ -210,7 +220,6 @@ class Results:
             layout.indexed_jobs(t),
             layout.job_numeric(t, j),
             layout.tag_numeric(t),
-            layout.tags_registry(),
         ]
         self._beat_key = [layout.heartbeats(t)]
         self._beat_stop: threading.Event | None = None
@@ -242,17 +251,16 @@ class Results:
                 "" if number is None else repr(number),
                 layout.tag_numeric_member(j, key),
             ]
+        self._register()
         if self._beats:
             try:
-                self._write_script(
-                    keys=keys + self._beat_key + written, args=[j, t, repr(time.time()), *args]
-                )
+                self._write(keys + self._beat_key + written, [j, repr(time.time()), *args])
                 return
             except redis.exceptions.NoPermissionError:
                 # A job user made with the ACL of jobledger < 0.3 may not write the
                 # heartbeat index: the script was refused whole (nothing written).  If the
                 # same write without it goes through, that was the reason.
-                self._write_script(keys=keys + written, args=[j, t, "", *args])
+                self._write(keys + written, [j, "", *args])
                 log.warning(
                     "job %s may not write %s: results are written without heartbeats",
                     j,
@@ -260,7 +268,27 @@ class Results:
                 )
                 self._beats = False
                 return
-        self._write_script(keys=keys + written, args=[j, t, "", *args])
+        self._write(keys + written, [j, "", *args])
+
+    def _write(self, keys: list[str], args: list[str | bytes]) -> None:
+        if not self.durability.replicas:
+            self._write_script(keys=keys, args=args)
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            self._write_script(keys=keys, args=args, client=pipe)
+            self.durability.queue_wait(pipe, keys[0])
+            _, acknowledged = pipe.execute()
+        try:
+            self.durability.check(acknowledged, f"results of job {self.job_id}")
+        except NotConfirmed as exc:
+            self.unconfirmed += 1
+            log.warning("%s", exc)
+
+    def _register(self) -> None:
+        """Name the tag in the tags registry before its first result (see Ledger.register)."""
+        if not self._registered:
+            self.client.sadd(self.layout.tags_registry(), self.tag)
+            self._registered = True
 
     def set(self, key: str, value: Value) -> None:
         """Store one result as ``SET <tag>-<jobid>:<key> <value>``."""
@@ -306,6 +334,7 @@ class Results:
 
     def _incr_script(self, kind: str, amount: str, key: str) -> str:
         t, j = self.tag, self.job_id
+        self._register()
         return str(
             self._incr(
                 keys=[
@@ -314,9 +343,8 @@ class Results:
                     self.layout.indexed_jobs(t),
                     self.layout.job_numeric(t, j),
                     self.layout.tag_numeric(t),
-                    self.layout.tags_registry(),
                 ],
-                args=[amount, kind, key, j, self.layout.tag_numeric_member(j, key), t],
+                args=[amount, kind, key, j, self.layout.tag_numeric_member(j, key)],
             )
         )
 
@@ -459,9 +487,10 @@ def _numeric(items: Iterable[tuple[str, object]]) -> Iterator[tuple[str, float]]
 
 
 def scan_tag_results(
-    client: redis.Redis, tag: str, *, layout: KeyLayout = LAYOUT
+    client: redis.Redis, tag: str, *, layout: KeyLayout | None = None
 ) -> Iterator[tuple[str, str, str]]:
     """(full key, job ID, result key) for every results key of ``tag`` (a keyspace walk)."""
+    layout = layout_for(client, layout)
     for full in client.scan_iter(match=layout.tag_results_pattern(tag), count=_SCAN_COUNT):
         job_id, key = layout.parse_result_key(tag, str(full))
         # 'a-*:*' also matches tag 'a-1's keys 'a-1-2:x'; a real job ID sorts that out.
@@ -475,12 +504,13 @@ def result_names_of(
     job_ids: Iterable[str],
     *,
     chunk: int = 500,
-    layout: KeyLayout = LAYOUT,
+    layout: KeyLayout | None = None,
 ) -> Iterator[tuple[str, list[str]]]:
     """(job ID, its result key names, sorted) for each of ``job_ids``, a pipelined chunk
     at a time.  Only reads: indexed jobs answer from their index sets; the keys of jobs
     without one (seed scripts, redis-cli) are found by one keyspace walk, made only if
     there are such jobs."""
+    layout = layout_for(client, layout)
     validate_tag(tag)
     ids = list(job_ids)
     indexed = {str(j) for j in client.smembers(layout.indexed_jobs(tag))}
@@ -508,10 +538,11 @@ def result_names_union(
     job_ids: Iterable[str],
     *,
     chunk: int = 1000,
-    layout: KeyLayout = LAYOUT,
+    layout: KeyLayout | None = None,
 ) -> set[str]:
     """Every result key name any of ``job_ids`` has: one SUNION of index sets per chunk
     of indexed jobs, and one keyspace walk if some have no index.  Only reads."""
+    layout = layout_for(client, layout)
     validate_tag(tag)
     ids = list(job_ids)
     indexed = {str(j) for j in client.smembers(layout.indexed_jobs(tag))}
@@ -519,7 +550,8 @@ def result_names_union(
     names: set[str] = set()
     with client.pipeline(transaction=False) as pipe:
         for start in range(0, len(asked), chunk):
-            pipe.sunion(asked[start : start + chunk])
+            # execute_command: a cluster pipeline refuses the sunion() method (one slot here)
+            pipe.execute_command("SUNION", *asked[start : start + chunk])  # type: ignore[no-untyped-call]
         for reply in pipe.execute() if asked else []:
             names.update(str(n) for n in reply)
     unindexed = {j for j in ids if j not in indexed}
@@ -537,11 +569,12 @@ def results_grid(
     names: Iterable[str],
     *,
     chunk: int = 500,
-    layout: KeyLayout = LAYOUT,
+    layout: KeyLayout | None = None,
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """(job ID, {key: value}) of the result keys ``names`` for each job (a key the job
     has not is left out): one MGET per chunk of jobs, no index read.  For a few names
     shared by the jobs (reward, loss), this is the cheapest read of many jobs' results."""
+    layout = layout_for(client, layout)
     keys = list(names)
     ids = list(job_ids)
     for start in range(0, len(ids), chunk):
@@ -559,10 +592,11 @@ def results_of(
     job_ids: Iterable[str],
     *,
     chunk: int = 500,
-    layout: KeyLayout = LAYOUT,
+    layout: KeyLayout | None = None,
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """(job ID, {key: value}) for each of ``job_ids``: :func:`result_names_of`, then one
     MGET per chunk of jobs.  Holds one chunk's values at a time."""
+    layout = layout_for(client, layout)
     names = result_names_of(client, tag, job_ids, chunk=chunk, layout=layout)
     while True:
         batch = list(itertools.islice(names, chunk))
@@ -583,7 +617,7 @@ def top_results(
     key: str | None = None,
     ascending: bool = False,
     index: bool = True,
-    layout: KeyLayout = LAYOUT,
+    layout: KeyLayout | None = None,
 ) -> list[TopEntry]:
     """The ``n`` highest numeric results across all jobs of ``tag``, highest first
     (``ascending``: lowest first; ``key``: only that result key's values).  With
@@ -598,6 +632,7 @@ def top_results(
     shown: their values appear once they end for good, or with
     ``Results(...).top()`` for the one job.  The same data gives the same answer.
     """
+    layout = layout_for(client, layout)
     validate_tag(tag)
     legacy = set()
     if index:
@@ -643,8 +678,9 @@ def _index_ended(client: redis.Redis, tag: str, ended: set[str], layout: KeyLayo
         pipe.execute()
 
 
-def purge_results(client: redis.Redis, tag: str, *, layout: KeyLayout = LAYOUT) -> int:
+def purge_results(client: redis.Redis, tag: str, *, layout: KeyLayout | None = None) -> int:
     """Delete every result key of ``tag`` (indexed or not); returns how many were deleted."""
+    layout = layout_for(client, layout)
     validate_tag(tag)
     deleted = 0
     batch: list[str] = []

@@ -22,10 +22,12 @@ from typing import Any, TypeVar
 
 import redis
 
+from jobledger import lua
+from jobledger.durability import PRIMARY, Durability
 from jobledger.errors import JobledgerError, RedisUnavailable, SchedulerError, UsageError
 from jobledger.ids import base_job_id, is_job_id, job_sort_key
 from jobledger.journal import Journal
-from jobledger.keys import LAYOUT, KeyLayout
+from jobledger.keys import KeyLayout, layout_for
 from jobledger.ledger import Ledger, Transition, isoformat, utcnow
 from jobledger.logs import stderr_last_line
 from jobledger.schedulers import Scheduler
@@ -112,12 +114,13 @@ class Lease:
         owner: str,
         ttl_s: float,
         *,
-        layout: KeyLayout = LAYOUT,
+        layout: KeyLayout | None = None,
     ) -> None:
-        self.client, self.tag, self.owner, self.layout = client, tag, owner, layout
+        self.client, self.tag, self.owner = client, tag, owner
+        self.layout = layout_for(client, layout)
         self.ttl_ms = int(ttl_s * 1000)
-        self._acquire = client.register_script(_ACQUIRE_LUA)
-        self._release = client.register_script(_RELEASE_LUA)
+        self._acquire = lua.register(client, _ACQUIRE_LUA)
+        self._release = lua.register(client, _RELEASE_LUA)
 
     def acquire(self, now: datetime | None = None) -> str | None:
         """Take or renew the lease at ``now``; the fencing token while we hold it, else None."""
@@ -326,10 +329,12 @@ class Tracker:
         owner: str | None = None,
         journal_target: str = "",
         clock: Callable[[], datetime] | None = None,
-        layout: KeyLayout = LAYOUT,
+        layout: KeyLayout | None = None,
+        durability: Durability = PRIMARY,
     ) -> None:
         self.client = client
-        self.layout = layout
+        self.layout = layout_for(client, layout)
+        self.durability = durability
         self.tags = tags
         self.scheduler = scheduler
         self.default_scheduler = default_scheduler
@@ -339,7 +344,7 @@ class Tracker:
         self.journal_target = journal_target
         self.clock = clock or utcnow
         self.leases: dict[str, Lease] = {}
-        self._status = client.register_script(_STATUS_LUA)
+        self._status = lua.register(client, _STATUS_LUA)
 
     def _lease(self, tag: str) -> Lease:
         if tag not in self.leases:
@@ -455,7 +460,7 @@ class Tracker:
         return reports
 
     def _pass_tag(self, tag: str, report: PassReport, now: datetime) -> None:
-        ledger = Ledger(self.client, tag, layout=self.layout)
+        ledger = Ledger(self.client, tag, layout=self.layout, durability=self.durability)
         token = self._lease(tag).acquire(self.clock())
         if token is None:
             report.active = False

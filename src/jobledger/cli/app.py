@@ -52,12 +52,14 @@ class App:
     def client(self) -> Any:
         if self._client is None:
             from jobledger.connection import connect, connection_target
+            from jobledger.durability import Durability
             from jobledger.journal import Journal
 
             self._client = connect(self.settings)
             # Submissions journaled while Redis was unreachable are recorded now.
             journal = Journal(self.settings.home_dir)
-            for entry in journal.replay(self._client, connection_target(self.settings)):
+            target, durability = connection_target(self.settings), Durability.of(self.settings)
+            for entry in journal.replay(self._client, target, durability):
                 ids = entry.job_ids
                 what = f"job {ids[0]}" if len(ids) == 1 else f"{len(ids)} jobs {ids[0]}..{ids[-1]}"
                 click.echo(

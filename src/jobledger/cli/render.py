@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from jobledger.keys import LAYOUT, KeyLayout
 from jobledger.text import json_safe, valid_text
 
 __all__ = [
@@ -164,6 +165,7 @@ def render_status(
     total: int | None = None,
     counts: dict[str, int] | None = None,
     hidden: dict[str, int] | None = None,
+    layout: KeyLayout = LAYOUT,
 ) -> None:
     """Print the seed-style status: each set's name, count and (some) job IDs.
 
@@ -171,14 +173,16 @@ def render_status(
     or only in part; ``hidden``: per set, how many IDs its list leaves out."""
     counts = counts or {name: len(ids) for name, ids in snapshot.items()}
     total = counts["ALL"] if total is None else total
-    click.echo(click.style(printable(tag), bold=True) + f": {total} jobs")
+    where = "" if layout is LAYOUT else f" ({layout.name} key layout)"
+    click.echo(click.style(printable(tag), bold=True) + f": {total} jobs{where}")
     for name, ids in snapshot.items():
         if not ids and name not in SEED_SETS:
             continue
         shown = ids[:IDS_SHOWN]
         more = len(ids) - len(shown) + (hidden or {}).get(name, 0)
         text = " ".join(map(printable, shown)) + (f" ... (+{more} more, use --ids)" if more else "")
-        click.echo(f"  {tag}_{name:<20} {counts[name]:>6}  {text}".rstrip())
+        set_name = printable(layout.set_name(tag, name))
+        click.echo(f"  {set_name:<{len(tag) + 21}} {counts[name]:>6}  {text}".rstrip())
     if stalled:
         names = " ".join(map(printable, stalled[:5])) + (" ..." if len(stalled) > 5 else "")
         click.echo(f"  stalled: {len(stalled)} running job(s) stopped heartbeating: {names}")
@@ -200,13 +204,14 @@ def render_id_lists(
     snapshot: dict[str, list[str]],
     width: int = 100,
     counts: dict[str, int] | None = None,
+    layout: KeyLayout = LAYOUT,
 ) -> None:
     """Each non-empty set's name and count, then its IDs wrapped into lines of ``width``."""
     counts = counts or {name: len(ids) for name, ids in snapshot.items()}
     for name, ids in snapshot.items():
         if not ids and name not in SEED_SETS:
             continue
-        click.echo(printable(f"{tag}_{name} {counts[name]}"))
+        click.echo(printable(f"{layout.set_name(tag, name)} {counts[name]}"))
         line: list[str] = []
         used = 0
         for job_id in map(printable, ids):
@@ -219,14 +224,12 @@ def render_id_lists(
             click.echo("  " + " ".join(line))
 
 
-def render_top(tag: str, entries: list[Any]) -> None:
+def render_top(tag: str, entries: list[Any], layout: KeyLayout = LAYOUT) -> None:
     """Print ranked numeric results as ``rank. value  <tag>-<job>:<key>``."""
-    from jobledger import keys
-
     if not entries:
         click.echo("no numeric results")
     for rank, e in enumerate(entries, 1):
-        name = keys.result_key(tag, e.job_id, e.key)
+        name = layout.result_key(tag, e.job_id, e.key)
         click.echo(f"{rank:>3}. {e.value!r:<24} {printable(name)}")
 
 

@@ -341,9 +341,9 @@ def demo(**kwargs: Any) -> None:
 
     def human() -> None:
         ledger = app.ledger()
-        render_status(tag, ledger.snapshot(), tracker=ledger.tracker_status())
+        render_status(tag, ledger.snapshot(), tracker=ledger.tracker_status(), layout=ledger.layout)
         click.echo("Top results across the demo:")
-        render_top(tag, top)
+        render_top(tag, top, ledger.layout)
         click.echo(f"Try: jobledger show <jobid> --tag {tag}   |   jobledger last --tag {tag}")
 
     app.emit(outcome, human)

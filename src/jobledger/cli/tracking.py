@@ -70,6 +70,7 @@ def track(**kwargs: Any) -> None:
     """File each job by what its scheduler says: COMPLETED, FAILED, TIMEOUT, CANCELLED, ..."""
     from jobledger import keys
     from jobledger.connection import connection_target
+    from jobledger.durability import Durability
     from jobledger.tracker import Tracker, TrackerSettings
 
     app, options = parse(
@@ -115,6 +116,7 @@ def track(**kwargs: Any) -> None:
             cancel_stalled=cancel_stalled,
         ),
         journal_target=connection_target(app.settings),
+        durability=Durability.of(app.settings),
     )
     if once:
         try:

@@ -73,7 +73,7 @@ def status(**kwargs: Any) -> None:
                     click.echo(printable(job_id))
             return
         if all_ids:
-            render_id_lists(ledger.tag, shown, counts=counts)
+            render_id_lists(ledger.tag, shown, counts=counts, layout=ledger.layout)
             return
         render_status(
             ledger.tag,
@@ -83,10 +83,12 @@ def status(**kwargs: Any) -> None:
             total=total,
             counts=counts,
             hidden=hidden,
+            layout=ledger.layout,
         )
 
     data: dict[str, Any] = {
         "tag": ledger.tag,
+        "layout": ledger.layout.name,
         "counts": counts,
         "jobs": shown,
         "tracker": tracker,
@@ -210,6 +212,7 @@ def usage_line(u: Any) -> str:
 def top(**kwargs: Any) -> None:
     """The highest numeric results of one job or across the tag (non-numeric skipped)."""
     from jobledger.ids import validate_job_id, validate_result_key
+    from jobledger.keys import layout_for
     from jobledger.store import Results, top_results
 
     app, (count, job_id, key, ascending) = parse(kwargs, "count", "job_id", "key", "ascending")
@@ -227,7 +230,7 @@ def top(**kwargs: Any) -> None:
         entries = top_results(app.client, tag, count, key=key, ascending=ascending)
     rows = [{"job_id": e.job_id, "key": e.key, "value": e.value} for e in entries]
 
-    app.emit({"tag": tag, "top": rows}, lambda: render_top(tag, entries))
+    app.emit({"tag": tag, "top": rows}, lambda: render_top(tag, entries, layout_for(app.client)))
 
 
 @click.command()

@@ -238,7 +238,9 @@ class Supervisor:
         env = {**os.environ, **meta["env"]}
         env.update(
             JOBLEDGER_JOB_ID=job_id,
-            JOB_SPECIFIC_PREFIX=keys.result_prefix(meta["tag"], job_id),
+            JOB_SPECIFIC_PREFIX=keys.LAYOUTS[
+                meta["env"].get("JOBLEDGER_LAYOUT", "seed")
+            ].result_prefix(meta["tag"], job_id),
             # What sbatch gives a job, for scripts written for SLURM (the seed's
             # "${job_tag}-${SLURM_JOB_ID}"): here the ledger's ID, array tasks included.
             SLURM_JOB_ID=job_id,

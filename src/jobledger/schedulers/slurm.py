@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 # the job runs, so launch adds this line after the #SBATCH header.
 PREFIX_EXPORT = (
     'if [ -n "${SLURM_ARRAY_JOB_ID:-}" ]; then '
-    'export JOB_SPECIFIC_PREFIX="${JOBLEDGER_TAG}-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; '
-    'else export JOB_SPECIFIC_PREFIX="${JOBLEDGER_TAG}-${SLURM_JOB_ID}"; fi'
+    'export JOB_SPECIFIC_PREFIX="${job_tag:-$JOBLEDGER_TAG}-'
+    '${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"; '
+    'else export JOB_SPECIFIC_PREFIX="${job_tag:-$JOBLEDGER_TAG}-${SLURM_JOB_ID}"; fi'
     "  # added by jobledger launch"
 )
 _SHELLS = ("sh", "bash", "zsh", "ksh", "dash")
