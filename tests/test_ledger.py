@@ -132,3 +132,38 @@ def test_cleanup_keeps_the_fencing_counter(jl_client: redis.Redis, client: redis
     Ledger(jl_client, "t").record_submission("1", now=NOW)
     Ledger(jl_client, "t").cleanup(purge_results_too=True)
     assert client.get(K(client, "jobledger:t:fence")) == "7"
+
+
+def test_durability_replica_refuses_to_confirm_a_submission_no_replica_has(
+    jl_client: redis.Redis,
+) -> None:
+    if server_has_replicas(jl_client):
+        pytest.skip("the cluster's primaries have replicas: WAIT is confirmed there")
+    from jobledger.durability import Durability, NotConfirmed
+    from jobledger.journal import JournalEntry
+
+    entry = JournalEntry("d", ("1", "2"), NOW.isoformat(), {"scheduler": "local"})
+    with pytest.raises(NotConfirmed, match="no replica confirmed"):  # these servers have none
+        entry.record(jl_client, by="launch", durability=Durability(1, 50))
+    assert Ledger(jl_client, "d").counts()["ALL"] == 2  # on the primary: a replay is harmless
+    assert entry.record(jl_client, by="journal") == (0, [])
+
+
+def test_durability_replica_moves_still_happen_when_no_replica_confirms(
+    jl_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    if server_has_replicas(jl_client):
+        pytest.skip("the cluster's primaries have replicas: WAIT is confirmed there")
+    from jobledger.durability import Durability
+
+    ledger = Ledger(jl_client, "d", durability=Durability(1, 50))
+    ledger.record_submission("1", now=NOW)
+    tr = Transition("1", State.PENDING_AND_RUNNING, State.COMPLETED)
+    assert ledger.apply([tr], now=NOW, by="tracker") == [1]
+    assert "no replica confirmed" in caplog.text
+
+
+def server_has_replicas(client: redis.Redis) -> bool:
+    from jobledger.keys import CLUSTER_LAYOUT, layout_for
+
+    return layout_for(client) is CLUSTER_LAYOUT

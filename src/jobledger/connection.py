@@ -201,18 +201,7 @@ class _Cluster(RedisCluster):
     reconnect_s = CLUSTER_RECONNECT_S
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + self.reconnect_s
-        delay = 0.05
-        while True:
-            try:
-                return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
-            except redis.AuthenticationError:
-                raise
-            except _CLUSTER_TRANSIENT:
-                if time.monotonic() + delay >= deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        return retrying(self, lambda: RedisCluster.execute_command(self, *args, **kwargs))  # type: ignore[no-untyped-call]
 
 
 def _multi_host_kwargs(settings: Settings, url: str, reconnect_s: float) -> dict[str, Any]:
@@ -224,6 +213,33 @@ def _multi_host_kwargs(settings: Settings, url: str, reconnect_s: float) -> dict
     if parts.password is not None and "password" not in kwargs:
         kwargs["password"] = unquote(parts.password)
     return kwargs
+
+
+def retrying(client: Any, do: Callable[[], T]) -> T:
+    """``do()``, again (within the client's reconnect window) while a cluster fails over.
+
+    A cluster pipeline does not go through ``_Cluster.execute_command``: ``do`` builds
+    and executes the whole pipeline each time, so what it sends must be safe to send
+    again (jobledger's write scripts are).  On one server and with Sentinel the
+    connection's own retry already covers pipelines: ``do()`` runs once.
+    """
+    if not isinstance(client, _Cluster):
+        return do()
+    deadline = time.monotonic() + client.reconnect_s
+    delay = 0.05
+    while True:
+        try:
+            return do()
+        except redis.AuthenticationError:
+            raise
+        except _CLUSTER_TRANSIENT:
+            if time.monotonic() + delay >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            # A pipeline error leaves the slot table as it was: ask the cluster again.
+            with contextlib.suppress(*_CLUSTER_TRANSIENT):
+                client.nodes_manager.initialize()
 
 
 def _cluster(settings: Settings, url: str, reconnect_s: float) -> Redis:

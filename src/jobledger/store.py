@@ -16,11 +16,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import redis
 
 from jobledger import lua
+from jobledger.connection import retrying
 from jobledger.durability import PRIMARY, Durability, NotConfirmed
 from jobledger.errors import InvalidValue
 from jobledger.ids import is_job_id, validate_job_id, validate_result_key, validate_tag
@@ -272,12 +273,16 @@ class Results:
 
     def _write(self, keys: list[str], args: list[str | bytes]) -> None:
         if not self.durability.replicas:
-            self._write_script(keys=keys, args=args)
+            retrying(self.client, lambda: self._write_script(keys=keys, args=args))
             return
-        with self.client.pipeline(transaction=False) as pipe:
-            self._write_script(keys=keys, args=args, client=pipe)
-            self.durability.queue_wait(pipe, keys[0])
-            _, acknowledged = pipe.execute()
+
+        def write_and_wait() -> Any:
+            with self.client.pipeline(transaction=False) as pipe:
+                self._write_script(keys=keys, args=args, client=pipe)
+                self.durability.queue_wait(pipe, keys[0])
+                return pipe.execute()[1]
+
+        acknowledged = retrying(self.client, write_and_wait)
         try:
             self.durability.check(acknowledged, f"results of job {self.job_id}")
         except NotConfirmed as exc:
