@@ -104,7 +104,10 @@ def start_server(kind: str, workdir: Path, *extra: str) -> Server:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses a server runs on each kind its module asks for."""
-    if "server" in metafunc.fixturenames:
+    chosen = any(
+        "server" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize")
+    )  # a test that names its own server kinds keeps them
+    if "server" in metafunc.fixturenames and not chosen:
         kinds = getattr(metafunc.module, "REDIS_KINDS", SERVER_KINDS)
         metafunc.parametrize("server", kinds, indirect=True, scope="session")
 
