@@ -493,6 +493,9 @@ def test_config_shows_each_setting_and_its_source_with_the_password_masked(
         config_row("local_max_running", "64", "env JOBLEDGER_LOCAL_MAX_RUNNING"),
         config_row("stall_after", "", ""),
         config_row("cluster", "", ""),
+        config_row("redis_cluster", "", ""),
+        config_row("durability", "", ""),
+        config_row("durability_timeout_ms", "", ""),
         config_row("config_file", "", ""),
     ]
     data = parsed(as_json)
