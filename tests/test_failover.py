@@ -104,6 +104,18 @@ def _kill_primary(topology: ClusterTopology | SentinelTopology, key: str) -> Non
         topology.kill_primary()
 
 
+def _kill_and_restart(topology: ClusterTopology | SentinelTopology, key: str) -> None:
+    """The primary dies; once a replica took over, the dead node comes back (as a
+    replica), as an operator or systemd would bring it back."""
+    if isinstance(topology, ClusterTopology):
+        node = topology.kill_primary_for(key)
+        topology.wait_healthy()
+    else:
+        node = topology.kill_primary()
+        topology.wait_failover(node)
+    node.start()
+
+
 def _client(
     topology: ClusterTopology | SentinelTopology, reconnect_s: float = 0.0, **settings: Any
 ) -> redis.Redis:
@@ -178,25 +190,18 @@ def test_a_failover_in_the_middle_of_a_tracker_pass_loses_and_duplicates_no_job(
 def test_results_writes_through_a_failover_report_what_was_lost(
     topology: ClusterTopology | SentinelTopology, durability: str
 ) -> None:
-    if durability == "replica" and isinstance(topology, ClusterTopology):
-        pytest.skip(
-            "known defect: a cluster pipeline with WAIT in flight during the failover hangs "
-            "past the test's timeout (issue 11 note)"
-        )
-    if isinstance(topology, SentinelTopology):
-        pytest.xfail(
-            "known defect: a results write in flight when the Sentinel-managed primary dies "
-            "keeps reconnecting to the dead address until its window ends (issue 11 note)"
-        )
     client = _client(topology, reconnect_s=JOB_RECONNECT_S, durability=durability)
-    res = Results(client, "fo", "7", durability=Durability(1 if durability == "replica" else 0))
+    # 200 ms: until the killed node is back as a replica, no replica confirms anything
+    # and every write waits this long.
+    wanted = Durability(1 if durability == "replica" else 0, 200)
+    res = Results(client, "fo", "7", durability=wanted)
     acknowledged: list[int] = []
     gaps: list[float] = []
     killer = threading.Timer(0.0, lambda: None)
     last = time.monotonic()
     for i in range(WRITES):
         if i == WRITES // 3:
-            killer = threading.Timer(0.0, _kill_primary, (topology, res.prefix))
+            killer = threading.Timer(0.0, _kill_and_restart, (topology, res.prefix))
             killer.start()
         before = res.unconfirmed
         res.set(f"k{i}", i)  # rides out the failover: job code's reconnect window

@@ -84,7 +84,7 @@ def test_fsck_command_exit_codes_and_json(cli: CLI, client: redis.Redis) -> None
     client.sadd("t_ALL", "1")
     client.sadd("t_PENDING_AND_RUNNING", "1")
     clean = cli("fsck", "--tag", "t")
-    assert (clean.code, clean.out) == (0, "tag t: clean\n")
+    assert (clean.code, clean.out) == (0, "tag t: clean (seed key layout)\n")
     client.sadd("t_COMPLETED", "1")
     broken = cli("fsck", "--tag", "t", "--json")
     assert broken.code == 1
@@ -95,5 +95,5 @@ def test_fsck_command_exit_codes_and_json(cli: CLI, client: redis.Redis) -> None
     assert fixed.code == 0
     assert fixed.out.splitlines() == [
         "repaired 1: kept in COMPLETED (was in PENDING_AND_RUNNING,COMPLETED)",
-        "tag t: clean",
+        "tag t: clean (seed key layout)",
     ]

@@ -12,10 +12,10 @@ import redis
 from redis._parsers import Encoder
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import HiredisRespSerializer, PythonRespSerializer
+from redis.connection import HiredisRespSerializer, PythonRespSerializer, SSLConnection
 from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 from redis.utils import HIREDIS_AVAILABLE
 
 from jobledger import embedded
@@ -166,7 +166,7 @@ def _client_kwargs(settings: Settings, reconnect_s: float = 0.0) -> dict[str, An
         kwargs["password"] = password
     if settings.username is not None:
         kwargs["username"] = settings.username
-    if settings.url and settings.url.startswith("rediss://"):
+    if settings.url and settings.url.startswith("rediss"):  # rediss://, rediss+cluster://, ...
         kwargs["ssl_check_hostname"] = True  # redis-py < 6 did not check it by default
         for ours, theirs in (
             ("tls_ca_certs", "ssl_ca_certs"),
@@ -258,12 +258,30 @@ def _cluster(settings: Settings, url: str, reconnect_s: float) -> Redis:
     return client  # type: ignore[return-value]
 
 
+class _SentinelConnection(SentinelManagedConnection):
+    """A connection to the primary the Sentinels name *now*, at every socket connect.
+
+    redis-py reconnects a broken connection through ``connect_check_health``, which
+    keeps the host and port it had: after a failover a command in flight kept dialling
+    the dead primary until its retry window ended.  Here every socket connect asks the
+    Sentinels first (as a fresh connection always did).
+    """
+
+    def _connect(self) -> Any:
+        if self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        return super()._connect()  # type: ignore[no-untyped-call]
+
+
+class _SentinelSSLConnection(_SentinelConnection, SSLConnection):
+    pass
+
+
 def _sentinel(settings: Settings, url: str, reconnect_s: float) -> Redis:
     kwargs = _multi_host_kwargs(settings, url, reconnect_s)
     seeds, service, _ = split_hosts(url)
     tls = url.startswith("rediss")
-    if tls:
-        kwargs["ssl"] = True
+    kwargs["connection_class"] = _SentinelSSLConnection if tls else _SentinelConnection
     # The Sentinels answer "which server is the primary" without the server's password
     # (Sentinel has its own, rarely set); TLS as for the server.
     ask = {"socket_connect_timeout": 2, "socket_timeout": 2, "decode_responses": True}

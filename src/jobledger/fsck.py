@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from jobledger.ids import is_job_id
-from jobledger.keys import KeyLayout, layout_for
+from jobledger.keys import KeyLayout, layout_for, other_layout
 from jobledger.ledger import Ledger, isoformat
 from jobledger.states import State
 from jobledger.store import as_number, index_result, scan_tag_results
@@ -37,6 +37,7 @@ KINDS: dict[str, tuple[str, bool]] = {
     "results_without_job": ("result keys for a job that is not in the ledger", False),
     "stale_index": ("index entries for result keys that no longer exist", True),
     "stale_numeric": ("ranking entries that disagree with the stored value", True),
+    "other_layout": ("jobs of this tag under the other key layout's names, never read", False),
 }
 _BATCH = 500
 
@@ -63,6 +64,7 @@ class FsckReport:
     """What fsck found (and, with repair, what it changed)."""
 
     tag: str
+    layout: str = "seed"  # the key layout the check read (docs/data-model.md)
     problems: list[Problem] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -74,6 +76,7 @@ class FsckReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "tag": self.tag,
+            "layout": self.layout,
             "clean": self.clean,
             "problems": [
                 {**asdict(p), "description": p.description, "repairable": p.repairable}
@@ -107,8 +110,10 @@ def check(client: redis.Redis, tag: str, *, layout: KeyLayout | None = None) -> 
             else:
                 invalid.setdefault(job_id, []).append(layout.state_set(tag, state))
     in_all -= invalid.keys()
-    report = FsckReport(tag)
+    report = FsckReport(tag, layout=layout.name)
     found: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    elsewhere = other_layout(layout).all_set(tag)
+    found["other_layout"] = sorted(str(j) for j in client.smembers(elsewhere))
     found["invalid_member"] = sorted(invalid)
     found["no_state"] = sorted(in_all - where.keys())
     found["several_states"] = sorted(j for j, states in where.items() if len(states) > 1)
@@ -132,6 +137,8 @@ def check(client: redis.Redis, tag: str, *, layout: KeyLayout | None = None) -> 
             detail: dict[str, Any] = {}
             if kind == "bad_record":
                 detail = {j: bad[j] for j in ids}
+            elif kind == "other_layout":
+                detail = {"set": elsewhere, "layout": other_layout(layout).name}
             elif kind == "invalid_member":
                 detail = {j: invalid[j] for j in ids}
             report.problems.append(Problem(kind, sorted(set(ids), key=_sort_key), detail))

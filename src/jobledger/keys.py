@@ -238,6 +238,12 @@ CLUSTER_LAYOUT = ClusterKeyLayout()
 
 LAYOUTS = {layout.name: layout for layout in (LAYOUT, CLUSTER_LAYOUT)}
 
+
+def other_layout(layout: KeyLayout) -> KeyLayout:
+    """The layout a tag's data would be in if it was written on the other kind of server."""
+    return LAYOUT if layout is CLUSTER_LAYOUT else CLUSTER_LAYOUT
+
+
 all_set = LAYOUT.all_set
 state_set = LAYOUT.state_set
 result_prefix = LAYOUT.result_prefix

@@ -28,7 +28,7 @@ from jobledger.ids import (
     validate_job_id,
     validate_tag,
 )
-from jobledger.keys import LAYOUT, KeyLayout, layout_for
+from jobledger.keys import LAYOUT, KeyLayout, layout_for, other_layout
 from jobledger.states import State
 from jobledger.store import purge_results
 from jobledger.times import isoformat, utcnow
@@ -454,6 +454,12 @@ class Ledger:
                 pipe.scard(self.layout.all_set(self.tag))
             replies = pipe.execute()
         return names, replies
+
+    def jobs_in_other_layout(self) -> int:
+        """How many jobs ``<tag>_ALL`` holds in the other key layout (``{tag}_ALL`` on a
+        single server, ``tag_ALL`` on a cluster): data that this layout never reads, as
+        when the seed scripts wrote without braces to a cluster, or a dump moved."""
+        return int(self.client.scard(other_layout(self.layout).all_set(self.tag)))
 
     def stalled(self) -> list[str]:
         members = self.client.smembers(self.layout.stalled_jobs(self.tag))

@@ -282,7 +282,12 @@ class Results:
                 self.durability.queue_wait(pipe, keys[0])
                 return pipe.execute()[1]
 
-        acknowledged = retrying(self.client, write_and_wait)
+        try:
+            acknowledged = retrying(self.client, write_and_wait)
+        except redis.exceptions.NoScriptError:
+            # A pipeline retried on a primary that a failover promoted: that server has
+            # not seen the script.  Built again, the pipeline loads it first.
+            acknowledged = retrying(self.client, write_and_wait)
         try:
             self.durability.check(acknowledged, f"results of job {self.job_id}")
         except NotConfirmed as exc:

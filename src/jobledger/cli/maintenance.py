@@ -64,7 +64,7 @@ def fsck(**kwargs: Any) -> None:
         for line in report.skipped:
             click.echo(f"skipped {printable(line)}")
         if report.clean:
-            click.echo(f"tag {ledger.tag}: clean")
+            click.echo(f"tag {ledger.tag}: clean ({report.layout} key layout)")
         for p in report.problems:
             shown = " ".join(p.job_ids[:IDS_SHOWN])
             more = (

@@ -95,6 +95,16 @@ def status(**kwargs: Any) -> None:
         "stalled": len(stalled),
         "stalled_ids": stalled,
     }
+    elsewhere = ledger.jobs_in_other_layout()
+    if elsewhere:
+        data["other_layout_jobs"] = elsewhere
+        other = "seed" if ledger.layout.name == "cluster" else "cluster"
+        click.echo(
+            f"jobledger: warning: {elsewhere} job(s) of tag {ledger.tag} are under the {other} "
+            f"key layout's names, which this {ledger.layout.name}-layout connection never "
+            "reads (see docs/data-model.md, two key layouts)",
+            err=True,
+        )
     app.emit(data, human)
 
 
