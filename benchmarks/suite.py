@@ -37,7 +37,9 @@ from benchmarks.figures import (
 )
 from jobledger.config import Settings
 from jobledger.connection import connect
+from jobledger.keys import layout_for
 from jobledger.ledger import Ledger
+from jobledger.schedulers.local import write_job_files
 from jobledger.states import State
 from jobledger.store import Results, top_results
 
@@ -62,6 +64,7 @@ class Sizes:
     memory_jobs: int = 10_000
     repeat: int = 20
     cli_repeat: int = 3  # runs of each command at scale (after one unmeasured run)
+    tracker_tags: tuple[int, int] = (100, 100)  # row 11: tags x jobs per tag, on a cluster
 
 
 QUICK = Sizes(
@@ -78,6 +81,7 @@ QUICK = Sizes(
     memory_jobs=500,
     repeat=3,
     cli_repeat=0,  # one measured run, no warm-up
+    tracker_tags=(6, 5),
 )
 
 
@@ -805,12 +809,102 @@ def section_slurm(run: Run) -> None:
         run.client.flushall()
 
 
+def _file_all(
+    jl: list[str], trackers: int, env: dict[str, str], client: redis.Redis, tags: list[str]
+) -> tuple[float, list[int]]:
+    """Seconds from starting ``trackers`` ``track --all-tags`` daemons until every job of
+    ``tags`` is filed, and how many tags each tracker was tracking at the end."""
+    layout = layout_for(client)
+    running = [layout.state_set(t, State.PENDING_AND_RUNNING) for t in tags]
+    argv = [*jl, "track", "--all-tags", "--scheduler", "local", "--interval", "1", "--json"]
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(trackers)
+    ]
+    try:
+        while True:
+            with client.pipeline(transaction=False) as pipe:
+                for name in running:
+                    pipe.scard(name)
+                if not any(pipe.execute()):
+                    break
+            if time.perf_counter() - start > 300:
+                raise RuntimeError(f"{trackers} tracker(s) did not file every job in 300 s")
+            time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        holders: dict[str, int] = {}
+        for tag in tags:
+            owner = str(client.get(layout.tracker_lease(tag)) or "?|").split("|")[0]
+            holders[owner] = holders.get(owner, 0) + 1
+        return seconds, sorted(holders.values())
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def section_trackers(run: Run) -> None:
+    """Row 11: many tags on Redis Cluster, tracked by one ``track --all-tags`` or by three
+    that split the tags among them (one lease per tag, rendezvous hashing)."""
+    from topologies import start_cluster
+
+    tags_n, jobs_n = run.sizes.tracker_tags
+    cluster = start_cluster(run.work / "cluster")
+    client = connect(Settings(url=cluster.url))
+    home = run.work / "tracker-home"
+    home.mkdir(exist_ok=True)
+    env = {**run.env(), "JOBLEDGER_URL": cluster.url, "JOBLEDGER_HOME": str(home)}
+    tags = [f"many{i:03d}" for i in range(tags_n)]
+    done = {"state": "COMPLETED", "exit_code": 0, "ended_at": NOW.isoformat()}
+    fields = {
+        f"{t}:{j}": write_job_files(home, f"{i * jobs_n + j + 1}", done)
+        for i, t in enumerate(tags)
+        for j in range(jobs_n)
+    }
+    jl = jobledger_argv()
+    try:
+        seconds: dict[int, float] = {}
+        shares: dict[int, list[int]] = {}
+        for trackers in (1, 3):
+            client.flushall()
+            for i, tag in enumerate(tags):
+                ledger = Ledger(client, tag)
+                with client.pipeline(transaction=False) as pipe:
+                    for j in range(jobs_n):
+                        job_id = f"{i * jobs_n + j + 1}"
+                        ledger.record_submission(
+                            job_id, now=NOW, pipeline=pipe, fields=fields[f"{tag}:{j}"]
+                        )
+                    pipe.execute()
+            seconds[trackers], shares[trackers] = _file_all(jl, trackers, env, client, tags)
+        run.add(
+            Figure(
+                "11",
+                f"Redis Cluster: {tags_n} tags x {jobs_n} ended local jobs, start to all "
+                "filed, 3 `track --all-tags` daemons",
+                seconds[3],
+                comparison=seconds[1],
+                comparison_what="1 daemon",
+                target=INFO,
+                note=f"tags per daemon at the end: {shares[3]} (1 daemon: {shares[1]}); "
+                "2 cores, so 3 daemons share 2 CPUs",
+                extra={"shares": shares[3]},
+            )
+        )
+    finally:
+        client.close()
+        cluster.stop()
+
+
 SECTIONS: dict[str, Callable[[Run], None]] = {
     "startup": section_startup,
     "writes": section_writes,
     "memory": section_memory,
     "slurm": section_slurm,
     "scale": section_scale,
+    "trackers": section_trackers,
 }
 
 

@@ -160,6 +160,39 @@ def test_two_trackers_at_once_act_once(jl_client: redis.Redis, tmp_path: Path) -
     )  # one submit + one move per job
 
 
+def test_trackers_of_all_tags_share_the_tags_and_take_over_a_stopped_ones_share(
+    jl_client: redis.Redis, tmp_path: Path
+) -> None:
+    tags = [f"s{i}" for i in range(30)]
+    local = LocalScheduler(tmp_path)
+
+    def tracker(owner: str) -> Tracker:
+        return Tracker(
+            jl_client,
+            lambda: tags,
+            scheduler=lambda n: local,
+            default_scheduler="local",
+            home=tmp_path,
+            settings=TrackerSettings(lease_ttl_s=30, share_tags=True),
+            owner=owner,
+        )
+
+    def active(t: Tracker) -> set[str]:
+        return {r.tag for r in t.run_pass(now=NOW) if r.active}
+
+    one, two, three = tracker("one"), tracker("two"), tracker("three")
+    assert active(one) == set(tags)  # alone: every tag
+    two.run_pass(now=NOW), three.run_pass(now=NOW)  # they come up: one gives their share
+    shares = [active(t) for t in (one, two, three)]
+    assert sorted(t for share in shares for t in share) == sorted(tags)  # each tag once
+    assert all(4 <= len(share) <= 18 for share in shares), [len(s) for s in shares]
+    three.release()  # stops: leaves the live trackers and its leases
+    one.run_pass(now=NOW), two.run_pass(now=NOW)
+    after = [active(t) for t in (one, two)]
+    assert sorted(t for share in after for t in share) == sorted(tags)
+    assert after[0] >= shares[0] and after[1] >= shares[1]  # only three's share moved
+
+
 def test_tracker_killed_mid_pass_leaves_every_job_in_exactly_one_set(
     cli: CLI, jl_client: redis.Redis
 ) -> None:

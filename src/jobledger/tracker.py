@@ -10,6 +10,7 @@ act per tag; the others wait and take over when it expires.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -147,6 +148,7 @@ class TrackerSettings:
     query_chunk: int = 1000  # jobs per scheduler query; the lease is renewed between them
     stall_after_s: float = 3600.0  # a running job's heartbeat older than this: stalled (0: off)
     cancel_stalled: bool = False  # cancel stalled jobs through their scheduler
+    share_tags: bool = False  # track --all-tags: split the tags among the live trackers
 
 
 @dataclass
@@ -158,7 +160,7 @@ class PassReport:
     """
 
     tag: str
-    active: bool = True  # False when another tracker holds the lease
+    active: bool = True  # False when another tracker holds the lease (or the tag is theirs)
     checked: int = 0
     moved: list[tuple[str, str, str]] = field(default_factory=list)
     updated: int = 0
@@ -442,9 +444,17 @@ class Tracker:
         """
         replayed = len(self.journal.replay(self.client, self.journal_target))
         reports = []
-        for tag in self.tags():
+        tags = list(self.tags())
+        mine = self._my_share(tags, now) if self.settings.share_tags else None
+        for tag in tags:
             report = PassReport(tag, replayed=replayed)
             reports.append(report)
+            if mine is not None and tag not in mine:
+                report.active = False
+                if tag in self.leases:  # it was ours before another tracker came up
+                    with contextlib.suppress(redis.RedisError):
+                        self.leases.pop(tag).release()
+                continue
             try:
                 self._pass_tag(tag, report, now)
             except LostLease:
@@ -458,6 +468,25 @@ class Tracker:
                 with contextlib.suppress(redis.RedisError):
                     self._write_status(tag, report, now, token=None)
         return reports
+
+    def _my_share(self, tags: list[str], now: datetime) -> set[str]:
+        """The tags this tracker should track: those it ranks first among the live
+        trackers (rendezvous hashing), so N trackers take about 1/N of the tags each and
+        a tracker that comes or goes moves only its own share.
+
+        Live trackers are ``jobledger:trackers`` (owner -> ms until which it counts as
+        alive: one lease TTL after its last pass), a key of no tag, written apart from
+        every tag's keys.  The per-tag lease stays what guarantees one tracker per tag;
+        this only decides who asks for which lease.
+        """
+        now_ms = _ms(now)
+        registry = self.layout.trackers()
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zadd(registry, {self.owner: now_ms + int(self.settings.lease_ttl_s * 1000)})
+            pipe.zremrangebyscore(registry, "-inf", now_ms)  # trackers that stopped passing
+            pipe.zrange(registry, 0, -1)
+            live = [str(o) for o in pipe.execute()[2]] or [self.owner]
+        return {t for t in tags if max(live, key=lambda owner: _rank(t, owner)) == self.owner}
 
     def _pass_tag(self, tag: str, report: PassReport, now: datetime) -> None:
         ledger = Ledger(self.client, tag, layout=self.layout, durability=self.durability)
@@ -655,10 +684,19 @@ class Tracker:
             self.release()
 
     def release(self) -> None:
-        """Give up every lease so another tracker can act at once (not after the TTL)."""
+        """Give up every lease so another tracker can act at once (not after the TTL), and
+        leave the live trackers, so they take this one's share of the tags."""
         for lease in self.leases.values():
             with contextlib.suppress(redis.RedisError):  # otherwise it expires by itself
                 lease.release()
+        if self.settings.share_tags:
+            with contextlib.suppress(redis.RedisError):
+                self.client.zrem(self.layout.trackers(), self.owner)
+
+
+def _rank(tag: str, owner: str) -> bytes:
+    """Rendezvous hashing: the live tracker with the highest rank for a tag tracks it."""
+    return hashlib.blake2b(f"{tag}\0{owner}".encode(), digest_size=8).digest()
 
 
 def backoff(interval_s: float, failures: int, cap_s: float) -> float:

@@ -114,6 +114,7 @@ def track(**kwargs: Any) -> None:
             lease_ttl_s=ttl,
             stall_after_s=stall_after_s,
             cancel_stalled=cancel_stalled,
+            share_tags=all_tags,  # several `track --all-tags` split the tags between them
         ),
         journal_target=connection_target(app.settings),
         durability=Durability.of(app.settings),
