@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, free_port
+from conftest import CLI, CLUSTER_KINDS, free_port
+
+REDIS_KINDS = CLUSTER_KINDS  # local jobs, launched and tracked through a cluster too
 
 
 def write_script(directory: Path, name: str, body: str) -> Path:
@@ -60,8 +62,15 @@ def test_job_results_are_readable_with_show_and_last(cli: CLI) -> None:
         cli.cwd,
         "job.sh",
         '"$JOBLEDGER_PYTHON" -c "import jobledger; jobledger.results().set(\'reward\', 0.75)"\n'
-        'redis-cli -u "$JOBLEDGER_URL" SET "${JOB_SPECIFIC_PREFIX}:bash_key" hello >/dev/null'
-        ' || redis-cli -s "${JOBLEDGER_URL#unix://}" SET "${JOB_SPECIFIC_PREFIX}:bash_key" hello',
+        'case "$JOBLEDGER_URL" in\n'
+        # Redis Cluster: any node, -c to follow redirections (docs/data-model.md)
+        "  redis+cluster://*) node=${JOBLEDGER_URL#*://}; node=${node%%,*}\n"
+        '    redis-cli -c -h "${node%:*}" -p "${node##*:}" SET "${JOB_SPECIFIC_PREFIX}:bash_key" hi'
+        " ;;\n"
+        '  unix://*) redis-cli -s "${JOBLEDGER_URL#unix://}"'
+        ' SET "${JOB_SPECIFIC_PREFIX}:bash_key" hi ;;\n'
+        '  *) redis-cli -u "$JOBLEDGER_URL" SET "${JOB_SPECIFIC_PREFIX}:bash_key" hi ;;\n'
+        "esac >/dev/null  # its exit code is the job's: COMPLETED says the write went in",
     )
     [job_id] = launch(cli, "res", script)
     track_until(cli, "res", "done")

@@ -118,7 +118,9 @@ def last(**kwargs: Any) -> None:
     ledger = app.ledger()
     job_id = ledger.last_job()
     if job_id is None:
-        raise NotFound(f"tag {ledger.tag!r} has no jobs ({ledger.tag}_ALL is empty)")
+        raise NotFound(
+            f"tag {ledger.tag!r} has no jobs ({ledger.layout.all_set(ledger.tag)} is empty)"
+        )
     res = Results(app.client, ledger.tag, job_id)
     items = res.items()
 
