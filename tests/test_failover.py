@@ -242,3 +242,43 @@ def test_a_launch_while_the_primary_is_down_is_journaled_and_recorded_after(
         assert json.loads(status.out)["counts"]["ALL"] == 1
     finally:
         _heal(sentinel)
+
+
+@pytest.mark.parametrize("kind", ["redis-cluster", "sentinel"])
+def test_a_password_protected_topology_serves_the_cli_the_tracker_and_job_code(
+    kind: str, tmp_path: Path
+) -> None:
+    secret = "s3cret-for-tests"
+    topology: ClusterTopology | SentinelTopology = (
+        start_cluster(tmp_path / "c", password=secret)
+        if kind == "redis-cluster"
+        else start_sentinel(tmp_path / "s", password=secret)
+    )
+    try:
+        cli = cli_for(topology.url, tmp_path)
+        secret_file = tmp_path / "redis.pass"
+        secret_file.write_text(secret + "\n")
+        secret_file.chmod(0o600)
+        cli.env["JOBLEDGER_PASSWORD_FILE"] = str(secret_file)
+        script = cli.cwd / "job.sh"
+        script.write_text(
+            "#!/bin/sh\n"
+            '"$JOBLEDGER_PYTHON" -c "import jobledger; jobledger.results().set(\'r\', 1)"\n'
+        )
+        run = cli("launch", "--tag", "pw", "--scheduler", "local", "--json", str(script))
+        assert run.code == 0, run.err
+        [job_id] = json.loads(run.out)["job_ids"]
+        for _ in range(100):
+            assert cli("track", "--once", "--tag", "pw", "--scheduler", "local").code == 0
+            status = json.loads(cli("status", "--tag", "pw", "--json").out)
+            if status["counts"]["PENDING_AND_RUNNING"] == 0:
+                break
+            time.sleep(0.2)
+        assert status["jobs"]["COMPLETED"] == [job_id]
+        shown = json.loads(cli("show", job_id, "--tag", "pw", "--json").out)
+        assert shown["results"] == {"r": "1"}  # job code read the password from its file
+        del cli.env["JOBLEDGER_PASSWORD_FILE"]
+        refused = cli("status", "--tag", "pw")
+        assert refused.code == 1 and "jobledger: error:" in refused.err, refused.err
+    finally:
+        topology.stop()
