@@ -316,4 +316,7 @@ def K(client: object, name: str) -> str:
     seed_set = _SEED_SET.fullmatch(name)
     if seed_set:
         return f"{layout.named(seed_set['tag'])}_{seed_set['set']}"
+    namespace, sep, key = name.partition(":")
+    if sep:  # the seed notebook's <namespace>:<key>
+        return layout.namespace_key(namespace, key)
     raise ValueError(f"K: {name!r} is no key name of a tag")
