@@ -119,3 +119,31 @@ def test_every_read_command_works_on_a_cluster(ccli: CLI) -> None:
         assert run.code == 0, (args, run.err)
     top = ccli("top", "-n", "1", "--tag", "c").out
     assert "{c}-" in top and ":loss" in top  # the names as they are on the cluster
+
+
+def test_jobs_get_the_cluster_names_and_the_connection_settings_launch_used(
+    tmp_path: Path,
+) -> None:
+    from jobledger.config import Settings
+    from jobledger.launch import job_environment
+
+    plain = Settings(url="redis+cluster://a:1,b:2", durability="replica", home=str(tmp_path))
+    env = job_environment(plain, "rlmol_exp", write=False)
+    assert (env["job_tag"], env["JOBLEDGER_TAG"], env["JOBLEDGER_LAYOUT"]) == (
+        "{rlmol_exp}",
+        "rlmol_exp",
+        "cluster",
+    )
+    assert (env["JOBLEDGER_REDIS_CLUSTER"], env["JOBLEDGER_DURABILITY"]) == ("true", "replica")
+    secret = Settings(
+        url="redis://node:7000",
+        redis_cluster="true",
+        password="pw",
+        durability="replica",
+        durability_timeout_ms="300",
+        home=str(tmp_path),
+    )
+    env = job_environment(secret, "t")
+    assert "pw" not in " ".join(env.values())  # the secret is only in the 0600 file
+    text = Path(env["JOBLEDGER_CONFIG"]).read_text()
+    assert 'redis_cluster = true\ndurability = "replica"\ndurability_timeout_ms = 300' in text

@@ -429,10 +429,53 @@ def test_settings_from_url_checks_the_url() -> None:
         ("redis://h:6379/0", "redis://h:6379/0"),
         ("unix:///tmp/r.sock", "unix:///tmp/r.sock"),
         ("unix:///tmp/r.sock?db=1&password=hunter2", "unix:///tmp/r.sock?db=1&password=****"),
+        # A / ? or # in a password ends urlsplit's user part: the last @ ends ours.
+        ("redis://u:hun/ter2@h:1/0", "redis://u:****@h:1/0"),
+        ("redis+cluster://u:hun/ter2@a:1,b:2", "redis+cluster://u:****@a:1,b:2"),
+        ("redis+sentinel://:hu?nter2@s:26379/svc", "redis+sentinel://:****@s:26379/svc"),
     ],
 )
 def test_mask_url_hides_passwords(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis+cluster://u:hun/ter2@a:x", "'a:x' is not host:port"),
+        ("redis+cluster://a:1,", "'(empty)' is not host:port"),
+        ("redis+sentinel://s:1", "must name the Sentinel service"),
+        ("redis+cluster://a:1/3", "Redis Cluster has only database 0"),
+        ("redis+cluster://a:1?socket_timeout=1", "takes no parameters"),
+    ],
+)
+def test_a_bad_cluster_or_sentinel_url_is_one_clear_error_without_the_password(
+    url: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve({}, env={"JOBLEDGER_URL": url}, cwd=Path("/"), user_config=Path("/nonexistent"))
+    assert message in str(info.value)
+    assert "ter2" not in str(info.value)
+
+
+def test_durability_is_read_in_any_case_and_redis_cluster_needs_a_node_url(tmp_path: Path) -> None:
+    def settings(**env: str) -> Settings:
+        return resolve({}, env=env, cwd=tmp_path, user_config=tmp_path / "none")
+
+    assert settings(JOBLEDGER_DURABILITY="REPLICA").replicas_to_wait == 1
+    assert settings(JOBLEDGER_DURABILITY="primary").replicas_to_wait == 0
+    with pytest.raises(ConfigError, match='"durability" must be primary or replica'):
+        settings(JOBLEDGER_DURABILITY="all")
+    node = settings(JOBLEDGER_URL="redis://h:7000", JOBLEDGER_REDIS_CLUSTER="TRUE")
+    assert node.is_redis_cluster
+    for url, why in (
+        ("unix:///tmp/r.sock", "needs a redis:// or rediss:// URL"),
+        ("redis://h:7000/2", "only database 0"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            settings(JOBLEDGER_URL=url, JOBLEDGER_REDIS_CLUSTER="true")
+    with pytest.raises(ConfigError, match="embedded server is a single server"):
+        settings(JOBLEDGER_REDIS_CLUSTER="true")
 
 
 # --- passwords and file permissions -----------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from conftest import CLI
+from conftest import CLI, CLUSTER_KINDS, K
 from jobledger.failures import UNREAD, group_failures, normalise
 from jobledger.ledger import Ledger
 from jobledger.process import identity
@@ -22,6 +22,8 @@ from jobledger.schedulers.local import LocalScheduler, write_job_files
 from jobledger.states import State
 from jobledger.tracker import Tracker, TrackerSettings
 from test_local_jobs import launch, track_until, write_script
+
+REDIS_KINDS = CLUSTER_KINDS  # resubmit pipelines its claim scripts: on a cluster too
 
 # --- pure -------------------------------------------------------------------------
 
@@ -182,13 +184,15 @@ def test_a_running_job_that_stops_heartbeating_is_stalled_and_can_be_cancelled(
     show = json.loads(cli("show", hung_id, "--tag", "st", "--json").out)
     assert show["stalled_since"] and show["states"] == ["PENDING_AND_RUNNING"]
     assert json.loads(cli("show", quiet_id, "--tag", "st", "--json").out)["stalled_since"] is None
-    events = client.xrange("jobledger:st:events")
+    events = client.xrange(K(client, "jobledger:st:events"))
     assert next(e for _, e in events if e.get("event") == "stalled")["job"] == hung_id
 
     # A heartbeat brings it back; silence again, and --cancel-stalled ends it.
-    client.zadd("jobledger:st:heartbeats", {hung_id: time.time()})
+    client.zadd(K(client, "jobledger:st:heartbeats"), {hung_id: time.time()})
     again = json.loads(cli("track", "--once", "-t", "st", "--stall-after", "2", "--json").out)
-    assert again[0]["recovered"] == [hung_id] and client.scard("jobledger:st:stalled") == 0
+    assert (
+        again[0]["recovered"] == [hung_id] and client.scard(K(client, "jobledger:st:stalled")) == 0
+    )
     time.sleep(2.5)
     run = cli("track", "--once", "-t", "st", "--stall-after", "2", "--cancel-stalled", "--json")
     assert json.loads(run.out)[0]["cancelled"] == [hung_id]
@@ -250,24 +254,28 @@ def test_only_a_job_its_scheduler_runs_now_is_stalled_by_a_heartbeat_of_this_run
         "4": float("-inf"),  # written by hand
         "5": now.timestamp() - 600,  # ended: forgotten, with nothing in the stalled set
     }
-    jl_client.zadd("jobledger:q:heartbeats", beats)
+    jl_client.zadd(K(jl_client, "jobledger:q:heartbeats"), beats)
     report = _pass(jl_client, tmp_path, "q", now, stall_after_s=10)
     assert report.problems == [] and report.stalled == ["3"]
     assert [m[0] for m in report.moved] == ["5"]
-    assert jl_client.zscore("jobledger:q:heartbeats", "5") is None
-    assert jl_client.smembers("jobledger:q:stalled") == {"3"}
+    assert jl_client.zscore(K(jl_client, "jobledger:q:heartbeats"), "5") is None
+    assert jl_client.smembers(K(jl_client, "jobledger:q:stalled")) == {"3"}
     # A pass with a longer stall_after is no heartbeat: the job stays stalled.
     report = _pass(jl_client, tmp_path, "q", now, stall_after_s=3600)
-    assert report.recovered == [] and jl_client.smembers("jobledger:q:stalled") == {"3"}
+    assert report.recovered == [] and jl_client.smembers(K(jl_client, "jobledger:q:stalled")) == {
+        "3"
+    }
     # A pass that gets no answer about it (scheduler state unreadable) changes nothing.
     task_dir = tmp_path / ".jobledger" / "local" / "3"
     task_dir.rename(tmp_path / "hidden")
     report = _pass(jl_client, tmp_path, "q", now, stall_after_s=10)
-    assert report.recovered == [] and jl_client.smembers("jobledger:q:stalled") == {"3"}
+    assert report.recovered == [] and jl_client.smembers(K(jl_client, "jobledger:q:stalled")) == {
+        "3"
+    }
     (tmp_path / "hidden").rename(task_dir)
-    jl_client.zadd("jobledger:q:heartbeats", {"3": now.timestamp()})  # a new one is
+    jl_client.zadd(K(jl_client, "jobledger:q:heartbeats"), {"3": now.timestamp()})  # a new one is
     report = _pass(jl_client, tmp_path, "q", now, stall_after_s=10)
-    assert report.recovered == ["3"] and jl_client.scard("jobledger:q:stalled") == 0
+    assert report.recovered == ["3"] and jl_client.scard(K(jl_client, "jobledger:q:stalled")) == 0
 
 
 def test_a_stderr_that_is_a_fifo_neither_hangs_nor_stops_the_filing(
@@ -283,7 +291,7 @@ def test_a_stderr_that_is_a_fifo_neither_hangs_nor_stops_the_filing(
     report = _pass(jl_client, tmp_path, "ff", now)
     assert time.monotonic() - started < 10
     assert report.moved == [("1", "PENDING_AND_RUNNING", "FAILED")] and report.problems == []
-    assert jl_client.hget("jobledger:ff:job:1", "stderr_last") is None
+    assert jl_client.hget(K(jl_client, "jobledger:ff:job:1"), "stderr_last") is None
 
 
 def test_two_resubmits_at_once_rerun_each_job_once(cli: CLI) -> None:
@@ -304,11 +312,11 @@ def test_two_resubmits_at_once_rerun_each_job_once(cli: CLI) -> None:
 
 def test_status_compact_counts_jobs_not_folded_entries(cli: CLI, client: redis.Redis) -> None:
     ids = [f"40_{i}" for i in range(100)]
-    client.sadd("c_ALL", *ids)
-    client.sadd("c_FAILED", *ids)
+    client.sadd(K(client, "c_ALL"), *ids)
+    client.sadd(K(client, "c_FAILED"), *ids)
     lines = cli("status", "-t", "c", "--compact").out.splitlines()
-    assert lines[0] == "c: 100 jobs"
-    assert lines[1].split() == ["c_ALL", "100", "40_[0-99]"]
+    assert lines[0].startswith("c: 100 jobs")  # (cluster key layout) on a cluster
+    assert lines[1].split() == [K(client, "c_ALL"), "100", "40_[0-99]"]
 
 
 def test_resubmit_group_numbers_match_failures_with_the_same_states(cli: CLI) -> None:

@@ -214,3 +214,17 @@ def test_one_update_writes_every_value_and_its_index_entries(
     assert client.sismember("jobledger:tags", "rlmol_exp")
     assert client.zscore(K(client, "jobledger:rlmol_exp:heartbeats"), "4238610") is not None
     assert res.items()["k999"] == "499.5"
+
+
+def test_writes_with_durability_replica_count_what_no_replica_confirmed(
+    jl_client: redis.Redis,
+) -> None:
+    from jobledger.durability import Durability
+    from jobledger.keys import CLUSTER_LAYOUT, layout_for
+
+    res = Results(jl_client, "d", "1", durability=Durability(1, 50))
+    res.set("a", 1)
+    assert res.incr("n", 2) == 2 and res.incr("n", 0.5) == 2.5
+    # The session's cluster has a replica per primary; the single servers have none.
+    assert res.unconfirmed == (0 if layout_for(jl_client) is CLUSTER_LAYOUT else 3)
+    assert res.items() == {"a": "1", "n": "2.5"}

@@ -180,8 +180,24 @@ class Settings:
         return rows
 
 
+def split_userinfo(url: str) -> tuple[str | None, str | None]:
+    """(username, password) of ``url``, as written: everything between ``://`` and the
+    *last* ``@`` is the user part, so a password with an unencoded ``/``, ``?`` or ``#``
+    (which ends it for urlsplit) is still all of it."""
+    _, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    if not sep or not at:
+        return None, None
+    user, colon, password = userinfo.partition(":")
+    return (user or None), (password if colon else None)
+
+
 def mask_url(url: str) -> str:
     """``url`` with any password (after ``user:`` or in a ``password=`` query) as ``****``."""
+    scheme, sep, rest = url.partition("://")
+    user, password = split_userinfo(url)
+    if sep and password is not None:  # not urlsplit's netloc: see split_userinfo
+        url = f"{scheme}://{user or ''}:****@{rest.rpartition('@')[2]}"
     parts = urlsplit(url)
     # redis-py also takes ?password=...; unix:// URLs often carry it that way.
     query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2****", parts.query)
@@ -240,15 +256,18 @@ def _check_url(url: str, where: str) -> None:
 def split_hosts(url: str) -> tuple[list[tuple[str, int]], str, str]:
     """(host, port) seeds, the path without its ``/`` and the query of a
     ``redis+cluster://`` or ``redis+sentinel://`` URL; ValueError if they do not read."""
-    parts = urlsplit(url)
-    hosts = parts.netloc.rpartition("@")[2]
+    after_user = url.partition("://")[2].rpartition("@")[2]
+    hosts, _, tail = after_user.partition("/")
+    hosts, _, query = hosts.partition("?")
+    path, _, more = tail.partition("?")
+    query = query or more
     seeds = []
     for item in hosts.split(","):
         host, sep, port = item.strip().rpartition(":")
         if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
             raise ValueError(f"{item.strip() or '(empty)'!r} is not host:port")
         seeds.append((host.strip("[]"), int(port)))
-    return seeds, parts.path.strip("/"), parts.query
+    return seeds, path.strip("/"), query
 
 
 def _check_multi_host(url: str, where: str) -> None:
@@ -535,6 +554,27 @@ def resolve(
         if given is not None and given.lower() not in allowed:
             raise ConfigError(
                 f'{sources[name]}: "{name}" must be {" or ".join(allowed)}, got {given!r}'
+            )
+        if given is not None:
+            values[name] = given.lower()
+    if values.get("redis_cluster") == "true" and "url" not in values:
+        raise ConfigError(
+            f'{sources["redis_cluster"]}: "redis_cluster = true" needs the URL of a cluster '
+            "node (the embedded server is a single server)"
+        )
+    if values.get("redis_cluster") == "true":
+        url = values["url"]
+        if not url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
+            raise ConfigError(
+                f'{sources["redis_cluster"]}: "redis_cluster = true" needs a redis:// or '
+                f"rediss:// URL of a cluster node, got {mask_url(url)!r}"
+            )
+        if url.startswith(("redis://", "rediss://")) and (
+            urlsplit(url).path.strip("/") not in ("", "0") or urlsplit(url).query
+        ):
+            raise ConfigError(
+                f"{sources['redis_cluster']}: Redis Cluster has only database 0 and the URL "
+                f"takes no parameters: {mask_url(url)!r}"
             )
     wait = values.get("durability_timeout_ms")
     if wait is not None and not (wait.isascii() and wait.isdigit() and 0 < int(wait) <= 60_000):

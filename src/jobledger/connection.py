@@ -6,20 +6,20 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import redis
 from redis._parsers import Encoder
 from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.connection import HiredisRespSerializer, PythonRespSerializer, SSLConnection
-from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
+from redis.exceptions import ClusterDownError, MovedError, RedisClusterException, TryAgainError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 from redis.utils import HIREDIS_AVAILABLE
 
 from jobledger import embedded
-from jobledger.config import SENTINEL_SCHEMES, Settings, mask_url, split_hosts
+from jobledger.config import SENTINEL_SCHEMES, Settings, mask_url, split_hosts, split_userinfo
 from jobledger.errors import RedisUnavailable
 
 __all__ = [
@@ -185,6 +185,7 @@ _CLUSTER_TRANSIENT = (
     redis.TimeoutError,
     ClusterDownError,
     TryAgainError,
+    MovedError,  # a node-bound pipeline (durability) whose slot moved: ask the cluster again
     RedisClusterException,
 )
 
@@ -203,15 +204,33 @@ class _Cluster(RedisCluster):
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         return retrying(self, lambda: RedisCluster.execute_command(self, *args, **kwargs))  # type: ignore[no-untyped-call]
 
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
+        pipe.__class__ = _ClusterPipeline  # the same object; only execute() differs
+        return pipe
+
+
+class ClusterUnavailable(redis.ConnectionError):
+    """redis-py's RedisClusterException ("cannot be connected", a slot no node serves)
+    is no RedisError: as this, every handler of Redis failures sees it."""
+
+
+class _ClusterPipeline(ClusterPipeline):
+    def execute(self, raise_on_error: bool = True) -> Any:
+        try:
+            return super().execute(raise_on_error)
+        except RedisClusterException as exc:
+            raise ClusterUnavailable(str(exc)) from exc
+
 
 def _multi_host_kwargs(settings: Settings, url: str, reconnect_s: float) -> dict[str, Any]:
     """Client options for a cluster or Sentinel URL: credentials in the URL count too."""
     kwargs = _client_kwargs(settings, reconnect_s)
-    parts = urlsplit(url)
-    if parts.username and "username" not in kwargs:
-        kwargs["username"] = unquote(parts.username)
-    if parts.password is not None and "password" not in kwargs:
-        kwargs["password"] = unquote(parts.password)
+    username, password = split_userinfo(url)
+    if username and "username" not in kwargs:
+        kwargs["username"] = unquote(username)
+    if password is not None and "password" not in kwargs:
+        kwargs["password"] = unquote(password)
     return kwargs
 
 
@@ -232,8 +251,10 @@ def retrying(client: Any, do: Callable[[], T]) -> T:
             return do()
         except redis.AuthenticationError:
             raise
-        except _CLUSTER_TRANSIENT:
+        except _CLUSTER_TRANSIENT as exc:
             if time.monotonic() + delay >= deadline:
+                if isinstance(exc, RedisClusterException):
+                    raise ClusterUnavailable(str(exc)) from exc
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
@@ -284,9 +305,10 @@ def _sentinel(settings: Settings, url: str, reconnect_s: float) -> Redis:
     kwargs["connection_class"] = _SentinelSSLConnection if tls else _SentinelConnection
     # The Sentinels answer "which server is the primary" without the server's password
     # (Sentinel has its own, rarely set); TLS as for the server.
-    ask = {"socket_connect_timeout": 2, "socket_timeout": 2, "decode_responses": True}
+    ask: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    ask["decode_responses"] = True
     if tls:
-        ask.update({k: v for k, v in kwargs.items() if k.startswith("ssl")})
+        ask.update({k: v for k, v in kwargs.items() if k.startswith("ssl")}, ssl=True)
     manager = Sentinel(seeds, sentinel_kwargs=ask)  # type: ignore[no-untyped-call]
     client: Redis = manager.master_for(service, **kwargs)  # type: ignore[no-untyped-call]
     return client

@@ -13,12 +13,14 @@ a results write no replica confirmed is counted and logged (see docs/reliability
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.cluster import ClusterPipeline
+from redis.cluster import RedisCluster
 
 from jobledger.config import Settings
+from jobledger.connection import retrying
 from jobledger.errors import RedisUnavailable
 
 __all__ = ["PRIMARY", "Durability", "NotConfirmed"]
@@ -39,17 +41,32 @@ class Durability:
     def of(cls, settings: Settings) -> Durability:
         return cls(settings.replicas_to_wait, settings.wait_timeout_ms)
 
-    def queue_wait(self, pipe: Any, key: str) -> bool:
-        """Queue WAIT at the end of ``pipe`` (not a MULTI), on the connection that
-        writes ``key``'s hash slot; False (nothing queued) when no replica is wanted."""
-        if not self.replicas:
-            return False
-        if isinstance(pipe, ClusterPipeline):
-            node = pipe.get_node_from_key(key)  # type: ignore[no-untyped-call]
-            pipe.execute_command("WAIT", self.replicas, self.timeout_ms, target_nodes=node)  # type: ignore[no-untyped-call]
-        else:
-            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-        return True
+    def run(self, client: Any, key: str, queue: Callable[[Any], None]) -> tuple[list[Any], Any]:
+        """The replies of the writes ``queue`` adds to a pipeline, and WAIT's reply (None
+        when no replica is wanted).
+
+        WAIT counts the replicas that have the writes of *its own connection*, so it
+        goes on the pipeline's connection, after the writes.  On Redis Cluster that is
+        the pipeline of the node that serves ``key``'s slot (all the keys of one tag are
+        in that slot): a cluster pipeline could re-route a WAIT to another node, whose
+        connection wrote nothing, and so "confirm" at once.  If the slot moved (MOVED)
+        or the node died, the whole batch is sent again once the cluster answers
+        (``retrying``; jobledger's write scripts are safe to re-run).
+        """
+
+        def once() -> tuple[list[Any], Any]:
+            target = client
+            if self.replicas and isinstance(client, RedisCluster):
+                node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+                target = client.get_redis_connection(node)
+            with target.pipeline(transaction=False) as pipe:
+                queue(pipe)
+                if self.replicas:
+                    pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+                replies = list(pipe.execute())
+            return replies, (replies.pop() if self.replicas else None)
+
+        return retrying(client, once)
 
     def check(self, acknowledged: Any, what: str) -> None:
         """Raise NotConfirmed unless WAIT's reply counts enough replicas."""

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import redis
 
@@ -69,10 +69,12 @@ class JournalEntry:
         """
         ledger = Ledger(client, self.tag)
         now = datetime.fromisoformat(self.submitted_at)
-        added, conflicts = 0, []
+        added, conflicts, unconfirmed = 0, [], False
         for start in range(0, len(self.job_ids), _CHUNK):
             chunk = self.job_ids[start : start + _CHUNK]
-            with client.pipeline(transaction=False) as pipe:
+            ledger.register()  # before the batch: a key of no tag, its own slot on a cluster
+
+            def submit(pipe: Any, chunk: tuple[str, ...] = chunk) -> None:
                 for job_id in chunk:
                     ledger.record_submission(
                         job_id,
@@ -82,12 +84,14 @@ class JournalEntry:
                         submission=self.submission,
                         pipeline=pipe,
                     )
-                waited = durability.queue_wait(pipe, ledger.layout.all_set(self.tag))
-                replies = pipe.execute()
-            if waited:
-                durability.check(replies.pop(), f"the submission of {len(chunk)} job(s)")
+
+            replies, acknowledged = durability.run(client, ledger.layout.all_set(self.tag), submit)
             added += sum(1 for r in replies if int(r) == 1)
             conflicts += [j for j, r in zip(chunk, replies, strict=True) if int(r) == -1]
+            if acknowledged is not None:
+                unconfirmed = unconfirmed or int(acknowledged) < durability.replicas
+        if unconfirmed and not conflicts:  # a conflict is kept aside anyway, and says more
+            durability.check(0, f"the submission of {len(self.job_ids)} job(s)")
         return added, conflicts
 
 
@@ -159,7 +163,10 @@ class Journal:
                 try:
                     added, conflicts = entry.record(client, by="journal", durability=durability)
                 except NotConfirmed:
-                    continue  # on the primary, not yet on a replica: kept for a later replay
+                    # On the primary, on no replica yet: kept for a later replay.  No
+                    # replica now means none for the next entries either: one WAIT
+                    # timeout per replay, not one per entry.
+                    break
                 except (UsageError, ValueError, TypeError) as exc:
                     # Not a Redis failure: this entry can never be recorded as it is.
                     # Set aside for a human, so it cannot stop every later command.

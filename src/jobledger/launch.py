@@ -99,6 +99,7 @@ def _connection_file(settings: Settings, url: str) -> Path:
     password = settings.effective_password()
     if password is not None:
         lines.append(f"password = {_toml_str(password)}")
+    lines += [f"{name} = {value}" for name, value in _connection_settings(settings).items()]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # a leftover temporary file may have a wider mode
@@ -108,6 +109,19 @@ def _connection_file(settings: Settings, url: str) -> Path:
         os.fsync(fh.fileno())
     tmp.replace(path)
     return path
+
+
+def _connection_settings(settings: Settings) -> dict[str, str]:
+    """What besides the URL decides how job code talks to Redis (as TOML values): the
+    server kind and the durability, which a job must follow as ``launch`` does."""
+    out: dict[str, str] = {}
+    if settings.is_redis_cluster:
+        out["redis_cluster"] = "true"
+    if settings.durability:
+        out["durability"] = _toml_str(settings.durability)
+    if settings.durability_timeout_ms:
+        out["durability_timeout_ms"] = str(int(settings.durability_timeout_ms))
+    return out
 
 
 def _toml_str(value: str) -> str:
@@ -148,6 +162,8 @@ def job_environment(settings: Settings, tag: str, *, write: bool = True) -> dict
         env["JOBLEDGER_URL"] = env["REDIS_URL"] = ""
     else:
         env["JOBLEDGER_URL"] = settings.url
+        for name, value in _connection_settings(settings).items():
+            env[f"JOBLEDGER_{name.upper()}"] = value.strip('"')
     if settings.namespace:
         env["JOBLEDGER_NAMESPACE"] = settings.namespace
     return env

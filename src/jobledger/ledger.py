@@ -251,6 +251,10 @@ class Ledger:
         self._stall = lua.register(client, _STALL_LUA)
         self._forget_script = lua.register(client, _FORGET_LUA)
         self._trim_script = lua.register(client, _TRIM_LUA)
+        # pipelined by resubmit: a cluster pipeline has no eval(), lua.Script sends EVAL
+        self._claim = lua.register(client, _CLAIM_LUA)
+        self._release_claim = lua.register(client, _RELEASE_LUA)
+        self._link = lua.register(client, _LINK_LUA)
         self._registered = False
 
     # --- writes -------------------------------------------------------------
@@ -351,13 +355,16 @@ class Ledger:
         With a durability that wants a replica, the round trip ends with WAIT; moves no
         replica confirmed are logged (a failover may undo them: the tracker's next pass
         files those jobs again, as the scheduler still knows how they ended)."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for tr in transitions:
+        moves = list(transitions)
+
+        def queue(pipe: Any) -> None:
+            for tr in moves:
                 self.move(tr, now=now, by=by, fence=fence, pipeline=pipe)
-            waited = self.durability.queue_wait(pipe, self.layout.all_set(self.tag))
-            replies = pipe.execute()
-        if waited:
-            acknowledged = replies.pop()
+
+        replies, acknowledged = self.durability.run(
+            self.client, self.layout.all_set(self.tag), queue
+        )
+        if acknowledged is not None:
             moved = sum(1 for r in replies if int(r) == 1)
             try:
                 self.durability.check(acknowledged, f"{moved} move(s) of tag {self.tag}")
@@ -501,7 +508,7 @@ class Ledger:
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 key = self.layout.job_record(self.tag, job_id)
-                pipe.eval(_CLAIM_LUA, 1, key, claim, "1" if again else "")
+                self._claim(keys=[key], args=[claim, "1" if again else ""], client=pipe)
             replies = pipe.execute()
         return [j for j, r in zip(job_ids, replies, strict=True) if int(r) == 1]
 
@@ -509,7 +516,8 @@ class Ledger:
         """Drop this run's claim on jobs it did not resubmit after all."""
         with self.client.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.eval(_RELEASE_LUA, 1, self.layout.job_record(self.tag, job_id), claim)
+                key = self.layout.job_record(self.tag, job_id)
+                self._release_claim(keys=[key], args=[claim], client=pipe)
             pipe.execute()
 
     def link_resubmissions(self, pairs: Iterable[tuple[str, str]]) -> None:
@@ -521,7 +529,8 @@ class Ledger:
                 key = self.layout.job_record(self.tag, old)
                 pipe.hset(key, "resubmitted_as", new)
                 pipe.hdel(key, "resubmitting")
-                pipe.eval(_LINK_LUA, 1, self.layout.job_record(self.tag, new), old)
+                key = self.layout.job_record(self.tag, new)
+                self._link(keys=[key], args=[old], client=pipe)
             pipe.execute()
 
     def records(

@@ -276,18 +276,18 @@ class Results:
             retrying(self.client, lambda: self._write_script(keys=keys, args=args))
             return
 
-        def write_and_wait() -> Any:
-            with self.client.pipeline(transaction=False) as pipe:
-                self._write_script(keys=keys, args=args, client=pipe)
-                self.durability.queue_wait(pipe, keys[0])
-                return pipe.execute()[1]
+        def write(pipe: Any) -> None:
+            self._write_script(keys=keys, args=args, client=pipe)
 
         try:
-            acknowledged = retrying(self.client, write_and_wait)
+            _, acknowledged = self.durability.run(self.client, keys[0], write)
         except redis.exceptions.NoScriptError:
             # A pipeline retried on a primary that a failover promoted: that server has
             # not seen the script.  Built again, the pipeline loads it first.
-            acknowledged = retrying(self.client, write_and_wait)
+            _, acknowledged = self.durability.run(self.client, keys[0], write)
+        self._confirmed(acknowledged)
+
+    def _confirmed(self, acknowledged: Any) -> None:
         try:
             self.durability.check(acknowledged, f"results of job {self.job_id}")
         except NotConfirmed as exc:
@@ -345,18 +345,22 @@ class Results:
     def _incr_script(self, kind: str, amount: str, key: str) -> str:
         t, j = self.tag, self.job_id
         self._register()
-        return str(
-            self._incr(
-                keys=[
-                    self._key(key),
-                    self.layout.result_index(t, j),
-                    self.layout.indexed_jobs(t),
-                    self.layout.job_numeric(t, j),
-                    self.layout.tag_numeric(t),
-                ],
-                args=[amount, kind, key, j, self.layout.tag_numeric_member(j, key)],
-            )
+        keys = [
+            self._key(key),
+            self.layout.result_index(t, j),
+            self.layout.indexed_jobs(t),
+            self.layout.job_numeric(t, j),
+            self.layout.tag_numeric(t),
+        ]
+        args = [amount, kind, key, j, self.layout.tag_numeric_member(j, key)]
+        if not self.durability.replicas:
+            return str(self._incr(keys=keys, args=args))
+        # As any command, retried when its reply is lost: it may count twice (reliability.md).
+        replies, acknowledged = self.durability.run(
+            self.client, keys[0], lambda pipe: self._incr(keys=keys, args=args, client=pipe)
         )
+        self._confirmed(acknowledged)
+        return str(replies[0])
 
     @staticmethod
     def _incr_error(key: str, exc: redis.ResponseError) -> Exception:

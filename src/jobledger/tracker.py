@@ -442,10 +442,10 @@ class Tracker:
         An error in one tag (bad data, a Redis error on one of its keys) is logged,
         reported in that tag's report and status, and the other tags go on.
         """
-        replayed = len(self.journal.replay(self.client, self.journal_target))
+        replayed = len(self.journal.replay(self.client, self.journal_target, self.durability))
         reports = []
         tags = list(self.tags())
-        mine = self._my_share(tags, now) if self.settings.share_tags else None
+        mine = self._my_share(tags) if self.settings.share_tags else None
         for tag in tags:
             report = PassReport(tag, replayed=replayed)
             reports.append(report)
@@ -469,7 +469,7 @@ class Tracker:
                     self._write_status(tag, report, now, token=None)
         return reports
 
-    def _my_share(self, tags: list[str], now: datetime) -> set[str]:
+    def _my_share(self, tags: list[str]) -> set[str]:
         """The tags this tracker should track: those it ranks first among the live
         trackers (rendezvous hashing), so N trackers take about 1/N of the tags each and
         a tracker that comes or goes moves only its own share.
@@ -479,7 +479,7 @@ class Tracker:
         every tag's keys.  The per-tag lease stays what guarantees one tracker per tag;
         this only decides who asks for which lease.
         """
-        now_ms = _ms(now)
+        now_ms = _ms(self.clock())  # the clock leases use: one tracker, one time
         registry = self.layout.trackers()
         with self.client.pipeline(transaction=False) as pipe:
             pipe.zadd(registry, {self.owner: now_ms + int(self.settings.lease_ttl_s * 1000)})

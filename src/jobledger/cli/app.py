@@ -241,7 +241,10 @@ def run(group: click.Group, argv: Sequence[str] | None = None) -> None:
     except _redis_error() as exc:
         if debug:
             raise
-        _fail(f"Redis error: {exc}", 1)
+        hint = ""
+        if str(exc).startswith("MOVED"):  # a plain redis:// URL of a cluster node
+            hint = " (this server is a Redis Cluster node: use a redis+cluster:// URL)"
+        _fail(f"Redis error: {exc}{hint}", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except BrokenPipeError:

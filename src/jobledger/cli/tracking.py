@@ -114,7 +114,8 @@ def track(**kwargs: Any) -> None:
             lease_ttl_s=ttl,
             stall_after_s=stall_after_s,
             cancel_stalled=cancel_stalled,
-            share_tags=all_tags,  # several `track --all-tags` split the tags between them
+            # Several `track --all-tags` daemons split the tags; a --once pass does them all.
+            share_tags=all_tags and not once,
         ),
         journal_target=connection_target(app.settings),
         durability=Durability.of(app.settings),
