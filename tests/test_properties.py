@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import Server
-from jobledger import keys
 from jobledger.config import Settings, mask_url, resolve
 from jobledger.connection import connect
 from jobledger.errors import ConfigError, ParseError, UsageError
@@ -35,6 +34,7 @@ from jobledger.ids import (
     validate_result_key,
     validate_tag,
 )
+from jobledger.keys import LAYOUT, glob_escape
 from jobledger.ledger import Ledger
 from jobledger.namespace import Namespace
 from jobledger.schedulers.base import JobInfo
@@ -651,9 +651,9 @@ def test_glob_escape_makes_scan_match_literal(
     client.mset(dict.fromkeys(stored, "1"))
     # The decoy is a real one: the unescaped name, used as a pattern, matches it.
     assert decoy in set(client.scan_iter(match=name, count=1000))
-    assert set(client.scan_iter(match=keys.glob_escape(name), count=1000)) == {name}
+    assert set(client.scan_iter(match=glob_escape(name), count=1000)) == {name}
     # The namespace pattern built on the escaped name lists that name's keys only.
-    found = set(client.scan_iter(match=keys.glob_escape(name) + ":*", count=1000))
+    found = set(client.scan_iter(match=glob_escape(name) + ":*", count=1000))
     assert found == {k for k in stored if k.startswith(name + ":")}
 
 
@@ -669,7 +669,7 @@ def owned_by(tag: str, key: str) -> bool:
     if key == f"{tag}_ALL" or any(key == f"{tag}_{s}" for s in STATE_SETS):
         return True
     if key.startswith(f"jobledger:{tag}:"):
-        return key not in (keys.tracker_lease(tag), keys.tracker_fence(tag))
+        return key not in (LAYOUT.tracker_lease(tag), LAYOUT.tracker_fence(tag))
     return key.startswith(f"{tag}-") and OWN_KEY.fullmatch(key[len(tag) + 1 :]) is not None
 
 
@@ -726,12 +726,12 @@ def test_cleanup_of_one_tag_leaves_every_other_tag_alone(
         client.set(f"{t}-7:seed", "1")
         client.set(f"{t}-7:a:b", "x")
         Namespace(jl, t).set("x", "plain")
-        client.set(keys.tracker_fence(t), "3")
+        client.set(LAYOUT.tracker_fence(t), "3")
     before = dump_all(client)
     Ledger(jl, tag).cleanup(purge_results_too=True)
     jl.close()
     after = dump_all(client)
-    registry = keys.tags_registry()
+    registry = LAYOUT.tags_registry()
     expected = {k: v for k, v in before.items() if k != registry and not owned_by(tag, k)}
     assert {k: v for k, v in after.items() if k != registry} == expected
-    assert client.smembers(keys.tags_registry()) == {other}
+    assert client.smembers(LAYOUT.tags_registry()) == {other}

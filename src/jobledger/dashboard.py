@@ -26,7 +26,7 @@ import redis
 
 from jobledger.errors import JobledgerError, NotFound, UsageError
 from jobledger.ids import is_tag, validate_job_id, validate_tag
-from jobledger.keys import LAYOUT
+from jobledger.keys import layout_for
 from jobledger.ledger import Ledger
 from jobledger.pages import JobPages
 from jobledger.text import json_safe
@@ -119,7 +119,7 @@ def create_app(
         return value
 
     def api_tags(request: Request) -> Any:
-        names = sorted(str(n) for n in client.smembers(LAYOUT.tags_registry()))
+        names = sorted(str(n) for n in client.smembers(layout_for(client).tags_registry()))
         # A name written there by hand that is no tag is skipped, not fatal to the page.
         return {"tags": {n: Ledger(client, n).counts() for n in names if is_tag(n)}}
 

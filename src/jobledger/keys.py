@@ -1,8 +1,8 @@
 """Every Redis key name jobledger reads or writes, built and parsed here and nowhere else.
 
-One :class:`KeyLayout` object knows every name; ``Ledger``, ``Results``, the tracker and
-``fsck`` take one (default: :data:`LAYOUT`), and the module-level functions below are
-that default layout's methods, for code that has no layout to pass.
+One :class:`KeyLayout` object knows every name; ``Ledger``, ``Results``, ``Namespace``,
+the tracker and ``fsck`` take one (default: :func:`layout_for` their client), and
+nothing else composes a key name.
 
 The seed scripts' names are a contract: ``<tag>_ALL``, ``<tag>_<STATE>`` and the
 results ``<tag>-<jobid>:<key>``.  Everything jobledger adds lives under
@@ -29,37 +29,11 @@ __all__ = [
     "LAYOUT",
     "LAYOUTS",
     "PREFIX",
+    "ClusterKeyLayout",
     "KeyLayout",
-    "all_set",
-    "events",
     "glob_escape",
-    "indexed_jobs",
-    "job_history",
-    "job_numeric",
-    "job_record",
     "layout_for",
-    "local_job_ids",
-    "namespace_key",
-    "namespace_pattern",
-    "own_key_kind",
-    "own_pattern",
-    "parse_namespace_key",
-    "parse_numeric_member",
-    "parse_result_key",
-    "quarantine",
-    "result_index",
-    "result_key",
-    "result_pattern",
-    "result_prefix",
-    "retired_jobs",
-    "state_set",
-    "tag_numeric",
-    "tag_numeric_member",
-    "tag_results_pattern",
-    "tags_registry",
-    "tracker_fence",
-    "tracker_lease",
-    "tracker_status",
+    "other_layout",
 ]
 
 PREFIX = "jobledger"
@@ -242,36 +216,6 @@ LAYOUTS = {layout.name: layout for layout in (LAYOUT, CLUSTER_LAYOUT)}
 def other_layout(layout: KeyLayout) -> KeyLayout:
     """The layout a tag's data would be in if it was written on the other kind of server."""
     return LAYOUT if layout is CLUSTER_LAYOUT else CLUSTER_LAYOUT
-
-
-all_set = LAYOUT.all_set
-state_set = LAYOUT.state_set
-result_prefix = LAYOUT.result_prefix
-result_key = LAYOUT.result_key
-result_pattern = LAYOUT.result_pattern
-tag_results_pattern = LAYOUT.tag_results_pattern
-parse_result_key = LAYOUT.parse_result_key
-namespace_key = LAYOUT.namespace_key
-namespace_pattern = LAYOUT.namespace_pattern
-parse_namespace_key = LAYOUT.parse_namespace_key
-job_record = LAYOUT.job_record
-job_history = LAYOUT.job_history
-events = LAYOUT.events
-result_index = LAYOUT.result_index
-indexed_jobs = LAYOUT.indexed_jobs
-job_numeric = LAYOUT.job_numeric
-tag_numeric = LAYOUT.tag_numeric
-tag_numeric_member = LAYOUT.tag_numeric_member
-parse_numeric_member = LAYOUT.parse_numeric_member
-retired_jobs = LAYOUT.retired_jobs
-quarantine = LAYOUT.quarantine
-tracker_status = LAYOUT.tracker_status
-tracker_lease = LAYOUT.tracker_lease
-tracker_fence = LAYOUT.tracker_fence
-own_pattern = LAYOUT.own_pattern
-own_key_kind = LAYOUT.own_key_kind
-tags_registry = LAYOUT.tags_registry
-local_job_ids = LAYOUT.local_job_ids
 
 
 def layout_for(client: object, layout: KeyLayout | None = None) -> KeyLayout:

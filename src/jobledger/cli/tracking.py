@@ -68,9 +68,9 @@ def _configure_logging(level: int) -> None:
 )
 def track(**kwargs: Any) -> None:
     """File each job by what its scheduler says: COMPLETED, FAILED, TIMEOUT, CANCELLED, ..."""
-    from jobledger import keys
     from jobledger.connection import connection_target
     from jobledger.durability import Durability
+    from jobledger.keys import layout_for
     from jobledger.tracker import Tracker, TrackerSettings
 
     app, options = parse(
@@ -94,7 +94,9 @@ def track(**kwargs: Any) -> None:
     if all_tags:
 
         def tags() -> list[str]:
-            return sorted(str(t) for t in app.client.smembers(keys.tags_registry()))
+            return sorted(
+                str(t) for t in app.client.smembers(layout_for(app.client).tags_registry())
+            )
 
     else:
         tag = app.tag

@@ -249,14 +249,16 @@ def top(**kwargs: Any) -> None:
 @common
 def tags(**kwargs: Any) -> None:
     """Tags jobledger has seen on this server, with their job counts."""
-    from jobledger import keys
+    from jobledger.keys import layout_for
     from jobledger.ledger import Ledger
 
     app, _ = parse(kwargs)
     from jobledger.ids import is_tag
 
     # A name written into the registry by hand that is no tag is skipped, not fatal.
-    names = sorted(n for n in app.client.smembers(keys.tags_registry()) if is_tag(n))
+    names = sorted(
+        n for n in app.client.smembers(layout_for(app.client).tags_registry()) if is_tag(n)
+    )
     counts = {n: Ledger(app.client, n).counts() for n in names}
 
     def human() -> None:
