@@ -167,3 +167,16 @@ def server_has_replicas(client: redis.Redis) -> bool:
     from jobledger.keys import CLUSTER_LAYOUT, layout_for
 
     return layout_for(client) is CLUSTER_LAYOUT
+
+
+def test_a_stalled_mark_and_its_recovery_are_one_script_each(
+    ledger: Ledger, client: redis.Redis
+) -> None:
+    ledger.record_submission("5", now=NOW)
+    assert ledger.set_stalled("5", since="2026-11-25T11:00:00+00:00", now=NOW) == 1
+    assert ledger.stalled() == ["5"]
+    assert client.hget(K(client, "jobledger:rlmol_exp:job:5"), "stalled_since")
+    assert ledger.set_stalled("5", since=None, now=NOW) == 1  # heartbeating again
+    assert ledger.stalled() == []
+    events = [e.get("event") for e in ledger.events()]
+    assert events[-2:] == ["stalled", "recovered"]
