@@ -147,3 +147,13 @@ def test_jobs_get_the_cluster_names_and_the_connection_settings_launch_used(
     assert "pw" not in " ".join(env.values())  # the secret is only in the 0600 file
     text = Path(env["JOBLEDGER_CONFIG"]).read_text()
     assert 'redis_cluster = true\ndurability = "replica"\ndurability_timeout_ms = 300' in text
+
+
+def test_the_journal_names_a_cluster_by_its_seeds_in_any_order_and_without_secrets() -> None:
+    from jobledger.config import Settings
+    from jobledger.connection import connection_target
+
+    first = connection_target(Settings(url="redis+cluster://u:pw@b:2,a:1"))
+    assert first == connection_target(Settings(url="redis+cluster://a:1,b:2"))
+    assert first == "redis+cluster://a:1,b:2"
+    assert connection_target(Settings(url="redis+sentinel://s2:1,s1:1/svc")).endswith("/svc")

@@ -140,6 +140,13 @@ def connection_target(settings: Settings) -> str:
     """A secret-free name of the server ``settings`` lead to (without starting anything)."""
     if settings.url is None:
         return embedded.server_paths(settings.home_dir).url
+    scheme = settings.url.partition("://")[0]
+    if scheme.endswith(("+cluster", "+sentinel")):
+        # The same cluster (or Sentinel group) whatever the order its seeds are listed
+        # in: journal entries are replayed only on the server they name.
+        seeds, path, _ = split_hosts(settings.url)
+        hosts = ",".join(sorted(f"{host}:{port}" for host, port in seeds))
+        return f"{scheme}://{hosts}" + (f"/{path}" if path else "")
     return mask_url(settings.url)
 
 
