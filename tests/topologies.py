@@ -5,7 +5,7 @@ of its own (its conf, its ``redis.log``, a cluster node's ``nodes.conf``).  The 
 tests kill primaries in the middle of work and wait until the topology has failed over;
 a killed node can be started again with the very same command line.
 
-Run this file to check it on this machine: ``.venv/bin/python tests/topologies.py``.
+``tests/test_failover.py`` exercises it: failovers of both, with and without a password.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import os
 import random
 import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -814,97 +812,3 @@ def start_sentinel(
         topology.stop()
         raise
     return topology
-
-
-# --- self-check -------------------------------------------------------------------------
-
-
-def _check_cluster(root: Path) -> float:
-    """Kill the primary of a key mid-work; the key survives. The failover's seconds."""
-    began = time.monotonic()
-    cluster = start_cluster(root / "cluster", password='s3cret "pass" word')
-    try:
-        print(f"cluster up in {time.monotonic() - began:.1f} s: {cluster.url}")
-        client = cluster.client()
-        key = "jl:selfcheck:{cluster}"
-        client.set(key, "before the fault")
-        primary = cluster.primary_for(key)
-        with primary.client() as direct:
-            acked = _command(direct, "WAIT", 1, 2000)
-        if acked != 1:
-            raise RuntimeError(f"the replica did not acknowledge the write: WAIT said {acked}")
-        killed = cluster.kill_primary_for(key)
-        began = time.monotonic()
-        cluster.wait_healthy()
-        seconds = time.monotonic() - began
-        new = cluster.primary_for(key)
-        if new is killed:
-            raise RuntimeError("the killed primary still serves the key")
-        value = client.get(key)
-        if value != "before the fault":
-            raise RuntimeError(f"read back {value!r}")
-        print(f"cluster: {killed.address} killed, {new.address} took over in {seconds:.1f} s")
-        killed.start()
-        cluster.wait_healthy()
-        role = _poll("restarted node a replica", lambda: _role(killed), 30, [killed])
-        print(f"cluster: {killed.address} restarted as {role}")
-        client.close()
-    finally:
-        cluster.stop()
-    if any(node.alive for node in cluster.nodes):
-        raise RuntimeError("a cluster node outlived stop()")
-    return seconds
-
-
-def _check_sentinel(root: Path) -> float:
-    """Kill the primary mid-work; the sentinels promote the replica. The failover's seconds."""
-    began = time.monotonic()
-    topology = start_sentinel(root / "sentinel", password="s3cret")
-    try:
-        print(f"sentinel up in {time.monotonic() - began:.1f} s: {topology.url}")
-        client = topology.client()
-        client.set("jl:selfcheck", "before the fault")
-        old = topology.primary()
-        with old.client() as direct:
-            acked = _command(direct, "WAIT", 1, 2000)
-        if acked != 1:
-            raise RuntimeError(f"the replica did not acknowledge the write: WAIT said {acked}")
-        topology.kill_primary()
-        began = time.monotonic()
-        new = topology.wait_failover(old)
-        seconds = time.monotonic() - began
-        value = client.get("jl:selfcheck")
-        if value != "before the fault":
-            raise RuntimeError(f"read back {value!r}")
-        print(f"sentinel: {old.address} killed, {new.address} promoted in {seconds:.1f} s")
-        old.start()
-
-        def demoted() -> str:
-            role = _role(old)
-            if role != "slave" or _replication(old).get("master_link_status") != "up":
-                raise _NotYet(f"{old.address} is {role}")
-            return role
-
-        began = time.monotonic()
-        role = _poll("restarted primary reconfigured", demoted, 60, [old])
-        print(f"sentinel: {old.address} restarted, a {role} after {time.monotonic() - began:.1f} s")
-        client.close()
-    finally:
-        topology.stop()
-    if any(node.alive for node in [*topology.servers, *topology.sentinels]):
-        raise RuntimeError("a sentinel topology node outlived stop()")
-    return seconds
-
-
-def main() -> int:
-    """Start each topology, fail a primary over, stop it; report the failover times."""
-    with tempfile.TemporaryDirectory(prefix="jl-topologies-") as tmp:
-        root = Path(tmp)
-        cluster_s = _check_cluster(root)
-        sentinel_s = _check_sentinel(root)
-    print(f"ok: cluster failover {cluster_s:.1f} s, sentinel failover {sentinel_s:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

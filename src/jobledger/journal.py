@@ -72,7 +72,6 @@ class JournalEntry:
         added, conflicts, unconfirmed = 0, [], False
         for start in range(0, len(self.job_ids), _CHUNK):
             chunk = self.job_ids[start : start + _CHUNK]
-            ledger.register()  # before the batch: a key of no tag, its own slot on a cluster
 
             def submit(pipe: Any, chunk: tuple[str, ...] = chunk) -> None:
                 for job_id in chunk:

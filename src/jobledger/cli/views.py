@@ -35,6 +35,7 @@ __all__ = ["last", "show", "status", "tags", "top"]
 @click.option("--compact", is_flag=True, help="Fold array tasks into ranges: 123_[0-99].")
 def status(**kwargs: Any) -> None:
     """Every state set of the tag, with its count and job IDs (seed: test_status.sh)."""
+    from jobledger.keys import other_layout
     from jobledger.states import parse_states
 
     app, (all_ids, states_text, compact) = parse(kwargs, "all_ids", "states", "compact")
@@ -98,7 +99,7 @@ def status(**kwargs: Any) -> None:
     elsewhere = ledger.jobs_in_other_layout()
     if elsewhere:
         data["other_layout_jobs"] = elsewhere
-        other = "seed" if ledger.layout.name == "cluster" else "cluster"
+        other = other_layout(ledger.layout).name
         click.echo(
             f"jobledger: warning: {elsewhere} job(s) of tag {ledger.tag} are under the {other} "
             f"key layout's names, which this {ledger.layout.name}-layout connection never "
